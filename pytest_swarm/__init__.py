@@ -1,0 +1,17 @@
+"""pytest-swarm: load tests written as ordinary pytest tests.
+
+Example:
+    >>> import pytest
+    >>> @pytest.mark.load(users=50, rate=10, duration="20s")
+    ... @pytest.mark.slo("p95 < 300ms", "error_rate < 1%")
+    ... def test_home(http):
+    ...     http.get("/")
+"""
+
+from __future__ import annotations
+
+__version__ = "0.1.0"
+# The wire protocol between xdist workers and the controller; a mismatch is refused.
+PROTOCOL_VERSION = 1
+
+__all__ = ["PROTOCOL_VERSION", "__version__"]

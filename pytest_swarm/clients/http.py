@@ -1,0 +1,228 @@
+"""The ``http`` client: a ``requests.Session`` that times and records every request.
+
+Semantics follow Locust's ``HttpSession`` so its users feel at home:
+
+- relative URLs are resolved against the target (``--swarm-host`` or the ``base_url`` fixture);
+- each request is recorded under ``name=`` if given, else ``"METHOD /path"`` (no query string);
+- a status >= 400 or a connection error is a failure; a connection error does not raise, it
+  returns a response with ``status_code == 0`` and ``.error`` set (``raise_for_status()`` raises
+  it), so the user goes on;
+- ``catch_response=True`` returns a context manager in which the code decides:
+  ``r.success()`` / ``r.failure("too slow")``.
+
+Differences that matter in a load tester: every request has a finite default timeout
+(``swarm_timeout``), the body is read with a size bound (``swarm_max_body``; a larger body is a
+failure and is not kept in memory), proxy lookup from the environment is off (``trust_env``
+scans the environment on every request and costs ~30 % of throughput), and there are no retries
+(a retried request would be served twice and recorded once).
+
+Example:
+    >>> def test_browse(http):                                  # doctest: +SKIP
+    ...     http.get("/items/42", name="GET /items/:id")
+    ...     with http.get("/cart", catch_response=True) as r:
+    ...         if r.elapsed.total_seconds() > 0.5:
+    ...             r.failure("too slow")
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from types import TracebackType
+from typing import Any
+from urllib.parse import urlsplit
+
+import requests
+from requests.exceptions import RequestException
+
+from ..defaults import DEFAULT_MAX_BODY, DEFAULT_TIMEOUT
+from ..stats.recorder import Recorder
+
+_CHUNK = 256 * 1024
+_ADDRESS = re.compile(r" at 0x[0-9a-fA-F]+")
+
+
+class BodyTooLarge(RequestException):
+    """The response body exceeded ``swarm_max_body``; it was discarded."""
+
+
+def error_message(exc: BaseException) -> str:
+    """A stable message for grouping: object addresses vary from one failure to the next."""
+    text = _ADDRESS.sub("", str(exc))
+    return text.splitlines()[0][:200] if text else type(exc).__name__
+
+
+def request_name(method: str, url: str) -> str:
+    """Default name of a request: ``"GET /path"`` without query string or host.
+
+    Example:
+        >>> request_name("get", "http://example.test/items?page=2")
+        'GET /items'
+    """
+    return f"{method.upper()} {urlsplit(url).path or '/'}"
+
+
+def join_url(base: str | None, url: str) -> str:
+    """Resolve ``url`` against ``base`` unless it is absolute.
+
+    Example:
+        >>> join_url("http://127.0.0.1:8089/api/", "/items")
+        'http://127.0.0.1:8089/api/items'
+    """
+    if not base or "://" in url:
+        return url
+    return base.rstrip("/") + "/" + url.lstrip("/")
+
+
+class HttpSession(requests.Session):
+    """One virtual user's HTTP session (cookies, auth and adapters are this user's own)."""
+
+    def __init__(
+        self,
+        base_url: str | None,
+        recorder: Recorder,
+        *,
+        timeout: float = DEFAULT_TIMEOUT,
+        max_body: int = DEFAULT_MAX_BODY,
+    ) -> None:
+        super().__init__()
+        self.base_url = base_url
+        self.recorder = recorder
+        self.default_timeout = timeout
+        self.max_body = max_body
+        self.trust_env = False
+
+    def request(  # type: ignore[override]
+        self,
+        method: str | bytes,
+        url: str | bytes,
+        *args: Any,
+        name: str | None = None,
+        catch_response: bool = False,
+        **kwargs: Any,
+    ) -> Any:
+        method = method.decode() if isinstance(method, bytes) else method
+        url = url.decode() if isinstance(url, bytes) else url
+        full_url = join_url(self.base_url, url)
+        name = name or request_name(method, full_url)
+        kwargs.setdefault("timeout", self.default_timeout)
+        user_stream = bool(kwargs.pop("stream", False))
+        start = time.perf_counter()
+        try:
+            response = super().request(method, full_url, *args, stream=True, **kwargs)
+            if not user_stream:
+                self._read_body(response)
+        except RequestException as exc:
+            elapsed = time.perf_counter() - start
+            response = _error_response(method, full_url, exc)
+            if catch_response:
+                return CatchResponse(response, self.recorder, name, elapsed, exc)
+            self.recorder.record_failure(name, elapsed, type(exc).__name__, error_message(exc))
+            return response
+        elapsed = time.perf_counter() - start
+        if catch_response:
+            return CatchResponse(response, self.recorder, name, elapsed, None)
+        if response.status_code >= 400:
+            self.recorder.record_failure(name, elapsed, "HTTPError", _status_message(response))
+        else:
+            self.recorder.record(name, elapsed)
+        return response
+
+    def _read_body(self, response: requests.Response) -> None:
+        """Read the body into memory, refusing more than ``max_body`` bytes."""
+        chunks: list[bytes] = []
+        size = 0
+        for chunk in response.iter_content(_CHUNK):
+            size += len(chunk)
+            if size > self.max_body:
+                response.close()  # drop the connection rather than drain a huge body
+                raise BodyTooLarge(
+                    f"response body larger than {self.max_body} bytes (swarm_max_body)",
+                    response=response,
+                )
+            chunks.append(chunk)
+        response._content = b"".join(chunks)
+
+
+def _status_message(response: requests.Response) -> str:
+    return f"{response.status_code} {response.reason or ''}".strip()
+
+
+def _error_response(method: str, url: str, exc: RequestException) -> requests.Response:
+    response = requests.Response()
+    response.status_code = 0
+    response.url = url
+    response.error = exc  # type: ignore[attr-defined]
+    response.request = requests.Request(method, url).prepare()
+    response._content = b""
+
+    def raise_for_status() -> None:
+        raise exc
+
+    response.raise_for_status = raise_for_status  # type: ignore[method-assign]
+    return response
+
+
+class CatchResponse(requests.Response):
+    """The response of ``catch_response=True``: the ``with`` block decides success or failure.
+
+    Example:
+        >>> with http.get("/", catch_response=True) as r:       # doctest: +SKIP
+        ...     if "ok" not in r.text:
+        ...         r.failure("unexpected body")
+    """
+
+    def __init__(
+        self,
+        response: requests.Response,
+        recorder: Recorder,
+        name: str,
+        elapsed: float,
+        error: BaseException | None,
+    ) -> None:
+        self.__dict__.update(response.__dict__)
+        if error is not None:
+            self.raise_for_status = response.raise_for_status  # type: ignore[method-assign]
+        self._swarm = (recorder, name, elapsed)
+        self._error = error
+        self._verdict: BaseException | str | bool | None = None
+
+    def success(self) -> None:
+        """Count this request as a success, whatever its status."""
+        self._verdict = True
+
+    def failure(self, reason: BaseException | str) -> None:
+        """Count this request as a failure with ``reason``."""
+        self._verdict = reason
+
+    def __enter__(self) -> CatchResponse:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> bool:
+        recorder, name, elapsed = self._swarm
+        if exc is not None and self._verdict is None:
+            # The block raised: the request fails with that error, and the iteration fails too
+            # but is not counted a second time.
+            recorder.record_failure(name, elapsed, type(exc).__name__, error_message(exc), exc)
+            exc._swarm_recorded = True  # type: ignore[attr-defined]
+            return False
+        verdict = self._verdict
+        if verdict is True:
+            recorder.record(name, elapsed)
+        elif isinstance(verdict, BaseException):
+            recorder.record_failure(name, elapsed, type(verdict).__name__, error_message(verdict))
+        elif isinstance(verdict, str):
+            recorder.record_failure(name, elapsed, "Failure", verdict[:200])
+        elif self._error is not None:
+            err = self._error
+            recorder.record_failure(name, elapsed, type(err).__name__, error_message(err))
+        elif self.status_code >= 400:
+            recorder.record_failure(name, elapsed, "HTTPError", _status_message(self))
+        else:
+            recorder.record(name, elapsed)
+        return False

@@ -1,0 +1,135 @@
+"""One load test in this process: fixtures per user, the runner, the link, the result.
+
+Both user-facing forms end up here: the marker form (the test function is the body) and the
+fixture form (``swarm.run(fn)``, possibly a weighted mix of functions).
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from ..spec import LoadSpec
+from ..stats.recorder import Recorder
+from ..stats.result import RunResult
+from .link import Link
+from .patching import ensure_patched
+from .resolver import FixturePlan, UserFixtures
+from .runner import Runner, RunSummary, UserInfo
+
+Body = Callable[..., Any]
+
+
+@dataclass(frozen=True)
+class Task:
+    """A user function and the fixture names it takes."""
+
+    func: Body
+    argnames: tuple[str, ...]
+    weight: int = 1
+
+
+class PytestUser:
+    """One virtual user: its own fixture instances and the body (or weighted bodies)."""
+
+    def __init__(self, plan: FixturePlan, info: UserInfo, tasks: list[Task]) -> None:
+        self.fixtures: UserFixtures = plan.new_user(extra={"swarm_user": info})
+        self.tasks = tasks
+        self._weights = [t.weight for t in tasks]
+        try:
+            values = self.fixtures.resolve_args()
+        except BaseException:
+            # Fixtures that did set up are torn down; the runner records the setup error.
+            self.fixtures.teardown()
+            raise
+        self._calls = [(t.func, {a: values[a] for a in t.argnames}) for t in tasks]
+
+    def iterate(self) -> None:
+        if len(self._calls) == 1:
+            func, kwargs = self._calls[0]
+        else:
+            func, kwargs = random.choices(self._calls, weights=self._weights)[0]
+        func(**kwargs)
+
+    def teardown(self) -> list[BaseException]:
+        return self.fixtures.teardown()
+
+
+def tasks_from(
+    spec: Body | Mapping[Body, int], argnames: Callable[[Body], list[str]]
+) -> list[Task]:
+    """``fn`` or ``{fn: weight, ...}`` -> tasks."""
+    if callable(spec):
+        return [Task(spec, tuple(argnames(spec)))]
+    tasks = []
+    for func, weight in spec.items():
+        if not callable(func) or type(weight) is not int or weight < 1:
+            raise TypeError(
+                "a weighted mix maps user functions to integer weights >= 1, "
+                f"got {func!r}: {weight!r}"
+            )
+        tasks.append(Task(func, tuple(argnames(func)), weight))
+    if not tasks:
+        raise TypeError("a weighted mix needs at least one user function")
+    return tasks
+
+
+@dataclass
+class LoadOutcome:
+    result: RunResult
+    summary: RunSummary
+    spec: LoadSpec
+
+
+def run_load(
+    *,
+    name: str,
+    spec: LoadSpec,
+    plan: FixturePlan,
+    tasks: list[Task],
+    link: Link,
+    interval: float,
+    preflight: Callable[[], None] | None = None,
+) -> LoadOutcome:
+    """Run one load test's share in this process and return the swarm's merged result.
+
+    Infrastructure problems (no samples, no user could start, statistics lost) are listed in
+    ``result.problems``; the caller turns them into an error.
+    """
+    ensure_patched(name)
+    plan.prepare_shared()
+    if preflight is not None:
+        preflight()
+    share = link.begin(name, spec)
+    recorder = Recorder()
+
+    def factory(info: UserInfo) -> PytestUser:
+        return PytestUser(plan, info, tasks)
+
+    runner = Runner(
+        spec=spec,
+        indices=share.indices,
+        rate=share.rate,
+        factory=factory,
+        recorder=recorder,
+        publish=link.publish,
+        name=name,
+        interval=interval,
+        worker=share.worker,
+    )
+    summary = runner.run()
+    result = link.finish()
+    result.users = spec.users
+    snap = result.snapshot
+    if snap.setup_failures >= spec.users:
+        sample = next(iter(snap.errors.values()), None)
+        why = f": {sample.kind}: {sample.message}" if sample else ""
+        result.problems.append(f"none of the {spec.users} users could set up its fixtures{why}")
+    elif result.total.count == 0:
+        result.problems.append(
+            "no sample at all was recorded (the body made no request and never failed); "
+            "a load test without measurements cannot pass"
+        )
+    return LoadOutcome(result, summary, spec)

@@ -1,0 +1,260 @@
+"""Spawning, running and stopping virtual users in one process.
+
+Users are gevent greenlets. The runner starts them at the spawn rate, runs the body in a loop
+with the configured wait between iterations, publishes a delta snapshot every report interval,
+and at the end stops every user: users that are waiting stop at once, an iteration in flight
+may finish within ``stop_timeout``, then the user is killed. Every user's teardown runs.
+
+The runner knows nothing of pytest or of the network: a *user factory* builds each user (the
+fixture engine does that), and a *publish* callback ships the deltas (to the local aggregator or
+over ZeroMQ).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import gevent
+from gevent.event import Event
+from gevent.pool import Group
+
+from ..spec import LoadSpec
+from ..stats.recorder import Recorder
+from ..stats.snapshot import Snapshot
+
+MAX_MESSAGE = 200
+
+
+@dataclass
+class UserInfo:
+    """Identity of one virtual user: the ``swarm_user`` fixture.
+
+    Example:
+        >>> def test_cart(http, swarm_user):
+        ...     http.get(f"/cart?user={swarm_user.index}")   # 0..users-1, unique in the run
+    """
+
+    index: int
+    users: int
+    iteration: int = 0
+    worker: str = "main"
+    # Where this user's clients record (the process's recorder during a load test).
+    recorder: Recorder = field(default_factory=Recorder, repr=False, compare=False)
+
+    def __repr__(self) -> str:
+        return (
+            f"<swarm user {self.index}/{self.users} on {self.worker}, iteration {self.iteration}>"
+        )
+
+
+class VirtualUser(Protocol):
+    """What the factory returns for one user."""
+
+    def iterate(self) -> None:
+        """Run the body once."""
+
+    def teardown(self) -> list[BaseException]:
+        """Tear the user's fixtures down; returns the errors."""
+
+
+UserFactory = Callable[[UserInfo], VirtualUser]
+
+
+@dataclass
+class Tick:
+    """One report interval's output."""
+
+    seq: int
+    delta: Snapshot
+    final: bool
+    cpu: float  # percent of one core used by this process over the interval
+    lag: float  # worst event-loop lag seen in the interval, seconds
+
+
+Publish = Callable[[Tick], None]
+
+
+def describe_error(exc: BaseException) -> tuple[str, str]:
+    """(kind, first line of the message) for grouping failures."""
+    message = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    if len(message) > MAX_MESSAGE:
+        message = message[: MAX_MESSAGE - 1] + "…"
+    return type(exc).__name__, message
+
+
+@dataclass
+class RunSummary:
+    """What the runner saw locally (the aggregated figures come from the aggregator)."""
+
+    started: int = 0
+    setup_failed: int = 0
+    teardown_errors: list[str] = field(default_factory=list)
+    killed: int = 0
+    elapsed: float = 0.0
+
+
+class _LoopMonitor:
+    """Measures event-loop lag (how late a short sleep wakes up) and process CPU."""
+
+    PERIOD = 0.1
+
+    def __init__(self) -> None:
+        self.lag = 0.0
+        self._cpu0 = time.process_time()
+        self._wall0 = time.monotonic()
+        self._greenlet = gevent.spawn(self._watch)
+
+    def _watch(self) -> None:
+        while True:
+            before = time.monotonic()
+            gevent.sleep(self.PERIOD)
+            self.lag = max(self.lag, time.monotonic() - before - self.PERIOD)
+
+    def sample(self) -> tuple[float, float]:
+        cpu, wall = time.process_time(), time.monotonic()
+        busy = (cpu - self._cpu0) / (wall - self._wall0) * 100 if wall > self._wall0 else 0.0
+        lag, self.lag = self.lag, 0.0
+        self._cpu0, self._wall0 = cpu, wall
+        return busy, lag
+
+    def stop(self) -> None:
+        self._greenlet.kill(block=False)
+
+
+class Runner:
+    """Runs this process's share of one load test.
+
+    ``indices`` are the global user indices this process owns (all of them in a one-process
+    run); ``rate`` is this process's share of the spawn rate.
+    """
+
+    def __init__(
+        self,
+        *,
+        spec: LoadSpec,
+        indices: list[int],
+        rate: float,
+        factory: UserFactory,
+        recorder: Recorder,
+        publish: Publish,
+        name: str,
+        interval: float = 1.0,
+        worker: str = "main",
+    ) -> None:
+        self.spec = spec
+        self.indices = indices
+        self.rate = rate
+        self.factory = factory
+        self.recorder = recorder
+        self.publish = publish
+        self.name = name
+        self.interval = interval
+        self.worker = worker
+        self.summary = RunSummary()
+        self._stopping = Event()
+        self._users = Group()
+        self._seq = 0
+        self._active = 0
+
+    # -- one user ---------------------------------------------------------------------------
+    def _user(self, index: int) -> None:
+        recorder = self.recorder
+        info = UserInfo(index, self.spec.users, worker=self.worker, recorder=recorder)
+        try:
+            user = self.factory(info)
+        except Exception as exc:
+            self.summary.setup_failed += 1
+            recorder.setup_failures += 1
+            kind, message = describe_error(exc)
+            recorder.add_error(f"setup: {self.name}", kind, message, exc)
+            return
+        self.summary.started += 1
+        self._active += 1
+        recorder.users = self._active
+        try:
+            limit = self.spec.iterations
+            wait = self.spec.wait
+            stopping = self._stopping
+            while not stopping.is_set():
+                t0 = time.perf_counter()
+                try:
+                    user.iterate()
+                except Exception as exc:
+                    # Failures already recorded by a client (e.g. inside catch_response) are
+                    # not counted twice.
+                    if not getattr(exc, "_swarm_recorded", False):
+                        kind, message = describe_error(exc)
+                        recorder.record_failure(
+                            self.name, time.perf_counter() - t0, kind, message, exc
+                        )
+                recorder.iterations += 1
+                info.iteration += 1
+                if limit is not None and info.iteration >= limit:
+                    break
+                pause = wait()
+                if pause > 0:
+                    stopping.wait(pause)
+                else:
+                    gevent.sleep(0)  # let the others run even with zero wait
+        finally:
+            self._active -= 1
+            recorder.users = self._active
+            for error in user.teardown():
+                kind, message = describe_error(error)
+                self.summary.teardown_errors.append(f"{kind}: {message}")
+                recorder.add_error(f"teardown: {self.name}", kind, message, error)
+
+    def _spawner(self, t0: float) -> None:
+        for k, index in enumerate(self.indices):
+            if self._stopping.is_set():
+                return
+            due = t0 + (k / self.rate if self.rate > 0 else 0.0)
+            delay = due - time.monotonic()
+            if delay > 0 and self._stopping.wait(delay):
+                return
+            self._users.spawn(self._user, index)
+
+    # -- the run ----------------------------------------------------------------------------
+    def _tick(self, monitor: _LoopMonitor, final: bool) -> None:
+        cpu, lag = monitor.sample()
+        tick = Tick(self._seq, self.recorder.drain(), final, cpu, lag)
+        self._seq += 1
+        self.publish(tick)
+
+    def run(self) -> RunSummary:
+        """Run the load for ``spec.duration`` (from now) and stop every user. Blocks the
+        calling greenlet; publishes a final tick last."""
+        monitor = _LoopMonitor()
+        t0 = time.monotonic()
+        deadline = t0 + self.spec.duration
+        spawner = gevent.spawn(self._spawner, t0)
+        try:
+            next_tick = t0 + self.interval
+            while True:
+                now = time.monotonic()
+                if now >= deadline:
+                    break
+                if spawner.dead and not self._users and self.spec.iterations is not None:
+                    break  # every user finished its iterations
+                gevent.sleep(min(next_tick, deadline) - now)
+                if time.monotonic() >= next_tick:
+                    self._tick(monitor, final=False)
+                    next_tick += self.interval
+        finally:
+            self._stop(spawner)
+            self.summary.elapsed = time.monotonic() - t0
+            self._tick(monitor, final=True)
+            monitor.stop()
+        return self.summary
+
+    def _stop(self, spawner: gevent.Greenlet) -> None:
+        self._stopping.set()
+        spawner.kill(block=True, timeout=1.0)
+        # Iterations in flight may finish (so their requests are counted), within bounds.
+        self._users.join(timeout=self.spec.stop_timeout)
+        if self._users:
+            self.summary.killed = len(self._users)
+            self._users.kill(block=True, timeout=self.spec.stop_timeout)

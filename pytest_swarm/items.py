@@ -1,0 +1,141 @@
+"""The marker form: turning a ``@pytest.mark.load`` test into a load test.
+
+At collection the marks are validated into a :class:`LoadDefinition` (bad input is a collection
+error naming the test and the argument, and nothing runs). The item's own ``setup`` is replaced:
+instead of building one instance of every fixture, it lets pytest build only the wider-scoped
+ones and runs the load, each user with its own function-scoped fixtures. Infrastructure problems
+raise there, so pytest reports an ERROR (JUnit ``<error>``). ``runtest`` then judges the
+objectives: a miss is a FAILURE whose message is the verdict table.
+"""
+
+from __future__ import annotations
+
+import inspect
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+from .fixture import ENGINE_PROVIDED, target_url
+from .objectives import Objective, ObjectiveError, Verdict, evaluate, parse_objective
+from .options import SwarmOptions
+from .session import TargetError, check_target, get_options, make_link
+from .spec import LoadSpec, SpecError, build_spec
+
+if TYPE_CHECKING:
+    pass
+
+
+@dataclass(frozen=True)
+class LoadDefinition:
+    spec: LoadSpec
+    objectives: tuple[Objective, ...]
+
+
+DEFINITION_KEY = pytest.StashKey[LoadDefinition]()
+OUTCOME_KEY = pytest.StashKey["LoadOutcome"]()
+VERDICT_KEY = pytest.StashKey[Verdict]()
+
+_LOAD_ARGS = ("users", "rate", "duration", "wait", "iterations", "stop_timeout")
+
+
+def _definition(item: pytest.Function, options: SwarmOptions) -> LoadDefinition:
+    marker = item.get_closest_marker("load")
+    assert marker is not None
+    if len(marker.args) > 1:
+        raise SpecError("load(): only 'users' may be given positionally")
+    kwargs: dict[str, Any] = dict(zip(("users",), marker.args))
+    for key, value in marker.kwargs.items():
+        if key in kwargs:
+            raise SpecError("load(): 'users' given twice")
+        kwargs[key] = value
+    unknown = sorted(set(kwargs) - set(_LOAD_ARGS))
+    if unknown:
+        raise SpecError(f"load(): unknown argument(s) {', '.join(unknown)}")
+    if "users" not in kwargs:
+        raise SpecError("load(): 'users' is required, e.g. @pytest.mark.load(users=50)")
+    spec = build_spec(**kwargs, overrides=options.overrides)
+    objectives: list[Objective] = []
+    for slo in item.iter_markers("slo"):
+        extra = sorted(set(slo.kwargs) - {"request"})
+        if extra:
+            raise SpecError(f"slo(): unknown argument(s) {', '.join(extra)}")
+        request = slo.kwargs.get("request")
+        if request is not None and not isinstance(request, str):
+            raise SpecError(f"slo(request={request!r}): request must be a request name")
+        if not slo.args:
+            raise SpecError('slo(): give at least one objective, e.g. slo("p95 < 300ms")')
+        for text in slo.args:
+            if not isinstance(text, str):
+                raise SpecError(f"slo({text!r}): objectives are strings like 'p95 < 300ms'")
+            objectives.append(parse_objective(text, request=request))
+    objectives.extend(options.objectives)
+    return LoadDefinition(spec, tuple(objectives))
+
+
+def prepare(item: pytest.Item) -> None:
+    """Validate a collected load test and install its setup and runtest. Raises
+    ``pytest.Collector.CollectError`` with the test's name on bad input."""
+    if not isinstance(item, pytest.Function) or item.get_closest_marker("load") is None:
+        return
+    func = getattr(item, "function", None)
+    if inspect.iscoroutinefunction(func) or inspect.isasyncgenfunction(func):
+        raise pytest.Collector.CollectError(
+            f"{item.nodeid}: load tests must be plain functions (users are gevent greenlets)"
+        )
+    try:
+        definition = _definition(item, get_options(item.config))
+    except (SpecError, ObjectiveError) as exc:
+        raise pytest.Collector.CollectError(f"{item.nodeid}: {exc}") from None
+    item.stash[DEFINITION_KEY] = definition
+    item.setup = lambda: _setup(item)  # type: ignore[method-assign]
+    item.runtest = lambda: _runtest(item)  # type: ignore[method-assign]
+
+
+def is_load_item(item: pytest.Item) -> bool:
+    return DEFINITION_KEY in item.stash
+
+
+def _setup(item: pytest.Function) -> None:
+    from .engine.load import Task, run_load
+    from .engine.resolver import FixturePlan, item_autouse
+    from .report.junit import add_properties
+
+    definition = item.stash[DEFINITION_KEY]
+    options = get_options(item.config)
+    info = item._fixtureinfo
+    plan = FixturePlan(item, info.argnames, autouse=item_autouse(item), provided=ENGINE_PROVIDED)
+    try:
+        outcome = run_load(
+            name=item.name,
+            spec=definition.spec,
+            plan=plan,
+            tasks=[Task(item.obj, tuple(info.argnames))],
+            link=make_link(item.config),
+            interval=options.report_interval,
+            preflight=lambda: check_target(target_url(item._request)),
+        )
+    except TargetError as exc:
+        pytest.fail(f"{item.name}: {exc}", pytrace=False)
+    item.stash[OUTCOME_KEY] = outcome
+    add_properties(item, outcome.result)
+    if outcome.result.problems:
+        # Failing in setup makes this an ERROR (JUnit <error>), distinct from an objective miss.
+        pytest.fail(f"{item.name}: " + "\n".join(outcome.result.problems), pytrace=False)
+
+
+def _runtest(item: pytest.Function) -> None:
+    definition = item.stash[DEFINITION_KEY]
+    outcome = item.stash[OUTCOME_KEY]
+    verdict = evaluate(definition.objectives, outcome.result)
+    item.stash[VERDICT_KEY] = verdict
+    setup_failures = outcome.result.snapshot.setup_failures
+    reasons = []
+    if not verdict.met:
+        reasons.append("objectives missed:\n" + verdict.table())
+    if setup_failures:
+        reasons.append(
+            f"{setup_failures} of {definition.spec.users} users failed to set up their fixtures"
+        )
+    if reasons:
+        pytest.fail("\n".join(reasons), pytrace=False)

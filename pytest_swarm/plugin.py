@@ -1,0 +1,132 @@
+"""pytest-swarm's pytest hooks. This module only wires; the work lives in the modules it calls.
+
+Registered through the ``pytest11`` entry point as ``swarm`` (``-p no:swarm`` disables it).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Generator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from . import items
+from .engine import patching
+from .fixture import http, swarm, swarm_user
+from .options import add_options
+from .session import get_options, quiet, terminal_writer
+
+__all__ = ["http", "swarm", "swarm_user"]
+
+SECTION = "swarm"
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    add_options(parser)
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_load_initial_conftests(
+    early_config: pytest.Config, parser: pytest.Parser, args: list[str]
+) -> None:
+    # Runs before any conftest is imported, so ssl/requests are patched before first use.
+    option = early_config.known_args_namespace
+    mode = str(
+        getattr(option, "swarm_patch", None) or early_config.getini("swarm_patch") or "auto"
+    ).lower()
+    controller = patching.is_xdist_controller(
+        args, getattr(option, "numprocesses", None), getattr(option, "dist", None)
+    )
+    if controller or mode == "off":
+        return
+    if mode != "on":
+        paths = [Path(a.split("::")[0]) for a in getattr(option, "file_or_dir", None) or []]
+        paths = [p for p in paths if p.exists()]
+        if not paths:
+            testpaths = early_config.getini("testpaths")
+            root = early_config.rootpath
+            paths = [root / p for p in testpaths] if testpaths else [Path.cwd()]
+        patterns = early_config.getini("python_files") or ["test_*.py", "*_test.py"]
+        if not patching.scan_for_load_tests(paths, patterns):
+            return
+    patching.patch()
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers",
+        "load(users, rate=None, duration=None, wait=None, iterations=None, stop_timeout=None): "
+        "run this test as the body of `users` virtual users (pytest-swarm)",
+    )
+    config.addinivalue_line(
+        "markers",
+        "slo(*objectives, request=None): service-level objectives of a load test, "
+        "e.g. slo('p95 < 300ms', 'error_rate < 1%') (pytest-swarm)",
+    )
+    get_options(config)  # validate options early: a bad value is a usage error
+    if not hasattr(config, "workerinput"):
+        config.pluginmanager.register(SummaryPrinter(config), "swarm-summary")
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_pycollect_makeitem(
+    collector: pytest.Collector, name: str, obj: object
+) -> Generator[None, Any, Any]:
+    result = yield
+    # Validate during collection: an error here is a collection error naming the test.
+    for item in result if isinstance(result, list) else [result]:
+        if isinstance(item, pytest.Item):
+            items.prepare(item)
+    return result
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    report = yield
+    # The summary travels as a report section, so it reaches the xdist controller too.
+    text = _summary(item, report)
+    if text:
+        report.sections.append((SECTION, text))
+    return report
+
+
+def _summary(item: pytest.Item, report: pytest.TestReport) -> str:
+    outcome = item.stash.get(items.OUTCOME_KEY, None)
+    if outcome is not None and (
+        report.when == "call" or (report.when == "setup" and report.failed)
+    ):
+        from .report.terminal import full_report
+
+        verdict = item.stash.get(items.VERDICT_KEY, None)
+        return full_report(item.name, outcome.result, verdict)
+    swarm_fixture = getattr(item, "funcargs", {}).get("swarm")
+    if report.when == "call" and swarm_fixture is not None:
+        from .report.terminal import full_report
+
+        return "\n\n".join(
+            full_report(f"{item.name} [swarm.run #{i + 1}]", o.result, None)
+            for i, o in enumerate(swarm_fixture.outcomes)
+        )
+    return ""
+
+
+class SummaryPrinter:
+    """Prints each load test's summary where the reports arrive: in this process, or in the
+    xdist controller (workers have no terminal)."""
+
+    def __init__(self, config: pytest.Config) -> None:
+        self.config = config
+
+    @pytest.hookimpl(trylast=True)
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        texts = [content for name, content in report.sections if name == SECTION]
+        if texts and not quiet(self.config):
+            texts = ["\n" + t for t in texts]
+        write = terminal_writer(self.config) if texts else None
+        if write is None:
+            return
+        for text in texts:
+            write(text.splitlines()[0] if quiet(self.config) else text)

@@ -1,0 +1,53 @@
+"""Figures of a load test as JUnit XML ``<property>`` elements.
+
+They go into ``item.user_properties``, which pytest writes into the test's ``<testcase>`` and
+which travel from xdist workers to the controller (``record_testsuite_property`` does not).
+
+Example (what a testcase carries)::
+
+    <property name="swarm_requests" value="12345"/>
+    <property name="swarm_p95_ms" value="41.0"/>
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from ..stats.result import RunResult
+
+
+def properties(result: RunResult, prefix: str = "swarm") -> list[tuple[str, object]]:
+    total = result.total
+    h = result.health
+
+    def ms(seconds: float) -> float:
+        return round(seconds * 1000, 3)
+
+    return [
+        (f"{prefix}_users", result.users),
+        (f"{prefix}_workers", result.workers),
+        (f"{prefix}_duration_s", round(result.duration, 3)),
+        (f"{prefix}_requests", total.count),
+        (f"{prefix}_failures", total.failures),
+        (f"{prefix}_error_ratio", round(total.error_ratio, 6)),
+        (f"{prefix}_rps", round(total.rps, 2)),
+        (f"{prefix}_p50_ms", ms(total.p50)),
+        (f"{prefix}_p90_ms", ms(total.p90)),
+        (f"{prefix}_p95_ms", ms(total.p95)),
+        (f"{prefix}_p99_ms", ms(total.p99)),
+        (f"{prefix}_max_ms", ms(total.max)),
+        (f"{prefix}_overflow", total.overflow),
+        (f"{prefix}_setup_failures", result.snapshot.setup_failures),
+        (f"{prefix}_generator_cpu_max", round(h.cpu_max, 1)),
+        (f"{prefix}_generator_lag_max_ms", ms(h.lag_max)),
+        (f"{prefix}_generator_saturated", h.saturated),
+    ]
+
+
+def add_properties(item: pytest.Item, result: RunResult, prefix: str | None = "swarm") -> None:
+    """Attach the figures to the test; later runs of ``swarm.run`` in the same test get
+    numbered prefixes (``swarm2_…``)."""
+    if prefix is None:
+        runs = sum(1 for name, _ in item.user_properties if name.endswith("_requests"))
+        prefix = f"swarm{runs + 1}"
+    item.user_properties.extend(properties(result, prefix))

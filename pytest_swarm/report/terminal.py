@@ -1,0 +1,116 @@
+"""Text the user reads in the terminal: the live line, the per-request table, the verdict.
+
+Pure formatting: functions take results and return strings, so the same text goes to the
+terminal, into the report sections that travel through xdist, and into JUnit failure messages.
+
+Example:
+    >>> from pytest_swarm.stats.snapshot import Snapshot
+    >>> from pytest_swarm.stats.result import RunResult
+    >>> snap = Snapshot(); snap.entry("GET /").hist.record_values([12_000, 15_000])
+    >>> print(request_table(RunResult(snap, duration=1.0)).splitlines()[0])
+    Name         Requests  Fails  Req/s     p50     p90     p95     p99     Max
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from ..objectives import Verdict, format_seconds
+
+if TYPE_CHECKING:
+    from ..engine.link import LiveStatus
+    from ..stats.result import EntryResult, RunResult
+
+MAX_ERRORS_SHOWN = 10
+
+
+def live_line(s: LiveStatus) -> str:
+    """One progress line while a load test runs."""
+    return (
+        f"[swarm] {s.test}  {s.elapsed:5.1f}s/{s.duration:g}s  users {s.users}  "
+        f"req/s {s.rps:,.1f}  p50 {format_seconds(s.p50)}  p95 {format_seconds(s.p95)}  "
+        f"requests {s.requests:,}  failures {s.failures:,}"
+    )
+
+
+def _row(name: str, e: EntryResult, width: int) -> str:
+    return f"{name:<{width}} {e.count:>9,} {e.failures:>6,} {e.rps:>6.1f} " + " ".join(
+        f"{format_seconds(v):>7}" for v in (e.p50, e.p90, e.p95, e.p99, e.max)
+    )
+
+
+def request_table(result: RunResult) -> str:
+    """The per-request table with a Total row."""
+    names = result.names
+    width = max([len("Name"), len("Total"), *map(len, names)]) + 4
+    header = f"{'Name':<{width}} {'Requests':>9} {'Fails':>6} {'Req/s':>6} " + " ".join(
+        f"{h:>7}" for h in ("p50", "p90", "p95", "p99", "Max")
+    )
+    lines = [header]
+    lines.extend(_row(name, result[name], width) for name in names)
+    if len(names) != 1:
+        lines.append(_row("Total", result.total, width))
+    overflow = result.total.overflow
+    if overflow:
+        lines.append(f"{overflow:,} samples above the histogram range (1 h) counted as overflow")
+    return "\n".join(lines)
+
+
+def errors_table(result: RunResult) -> str:
+    """Failures grouped by error, most frequent first, with the count."""
+    groups = result.errors
+    if not groups:
+        return ""
+    lines = ["Errors:"]
+    for g in groups[:MAX_ERRORS_SHOWN]:
+        message = f": {g.message}" if g.message else ""
+        lines.append(f"  {g.count:>7,} x  [{g.name}] {g.kind}{message}")
+    if len(groups) > MAX_ERRORS_SHOWN:
+        rest = sum(g.count for g in groups[MAX_ERRORS_SHOWN:])
+        lines.append(f"  {rest:>7,} x  ({len(groups) - MAX_ERRORS_SHOWN} more kinds)")
+    return "\n".join(lines)
+
+
+def health_line(result: RunResult) -> str:
+    h = result.health
+    text = f"Generator: CPU max {h.cpu_max:.0f}%, event-loop lag max {format_seconds(h.lag_max)}"
+    if h.saturated:
+        text += (
+            "  WARNING: the load generator was saturated (CPU > 90 % or lag > 50 ms); "
+            "latencies include its own queueing and are unreliable. Use more workers (-n) "
+            "or fewer users per worker."
+        )
+    return text
+
+
+def headline(name: str, result: RunResult) -> str:
+    t = result.total
+    workers = f" on {result.workers} workers" if result.workers > 1 else ""
+    return (
+        f"{name}: {result.users} users{workers}, {result.duration:.1f}s, {t.count:,} requests, "
+        f"{t.failures:,} failures, {t.rps:,.1f} req/s, p95 {format_seconds(t.p95)}"
+    )
+
+
+def setup_line(result: RunResult) -> str:
+    failed = result.snapshot.setup_failures
+    if not failed:
+        return ""
+    return (
+        f"Users: {result.users - failed} of {result.users} started; {failed} failed to set up "
+        "their fixtures (see Errors)"
+    )
+
+
+def full_report(name: str, result: RunResult, verdict: Verdict | None) -> str:
+    """Everything shown after a load test."""
+    parts = [headline(name, result), request_table(result)]
+    for extra in (errors_table(result), setup_line(result)):
+        if extra:
+            parts.append(extra)
+    parts.append(health_line(result))
+    if result.problems:
+        parts.append("Problems:\n" + "\n".join(f"  ERROR  {p}" for p in result.problems))
+    if verdict is not None:
+        parts.append("Objectives:\n" + verdict.table())
+    return "\n".join(parts)

@@ -1,0 +1,90 @@
+"""Run-wide state of the plugin, kept in ``config.stash``: options, the terminal, the link.
+
+Example:
+    >>> options = get_options(config)            # doctest: +SKIP
+    >>> link = make_link(config, "test_cart")    # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+from urllib.parse import urlsplit
+
+import pytest
+
+from .options import SwarmOptions, read_options
+
+if TYPE_CHECKING:
+    from .engine.link import Link, LiveStatus
+
+OPTIONS_KEY = pytest.StashKey[SwarmOptions]()
+# Set by the distributed mode on xdist workers: builds the ZeroMQ link for one test.
+LINK_FACTORY_KEY = pytest.StashKey["Callable[[], Link]"]()
+
+
+class TargetError(Exception):
+    """The target cannot be reached at all (e.g. its host name does not resolve)."""
+
+
+def get_options(config: pytest.Config) -> SwarmOptions:
+    options = config.stash.get(OPTIONS_KEY, None)
+    if options is None:
+        options = config.stash[OPTIONS_KEY] = read_options(config)
+    return options
+
+
+def quiet(config: pytest.Config) -> bool:
+    return config.get_verbosity() < 0
+
+
+def terminal_writer(config: pytest.Config) -> Callable[[str], None] | None:
+    """Writes a line to the real terminal even while pytest captures output."""
+    reporter = config.pluginmanager.get_plugin("terminalreporter")
+    if reporter is None:
+        return None
+    capman = config.pluginmanager.get_plugin("capturemanager")
+
+    def write(line: str) -> None:
+        if capman is not None:
+            with capman.global_and_fixture_disabled():
+                reporter.ensure_newline()
+                reporter.write_line(line)
+        else:
+            reporter.ensure_newline()
+            reporter.write_line(line)
+
+    return write
+
+
+def make_link(config: pytest.Config) -> Link:
+    """The link for one load test: ZeroMQ to the controller on an xdist worker, else local."""
+    # Imported here: the engine pulls in gevent, which a run without load tests never needs.
+    from .engine.link import LocalLink
+    from .report.terminal import live_line
+
+    factory = config.stash.get(LINK_FACTORY_KEY, None)
+    if factory is not None:
+        return factory()
+    write = None if quiet(config) else terminal_writer(config)
+
+    def live(status: LiveStatus) -> None:
+        if write is not None:
+            write(live_line(status))
+
+    return LocalLink(live=live if write is not None else None)
+
+
+def check_target(url: str | None) -> None:
+    """One clear error early instead of thousands of identical failures."""
+    if not url:
+        return
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise TargetError(f"target {url!r} is not an http(s) URL with a host")
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    try:
+        socket.getaddrinfo(parts.hostname, port, proto=socket.IPPROTO_TCP)
+    except OSError as exc:
+        raise TargetError(f"target host {parts.hostname!r} does not resolve: {exc}") from None

@@ -1,0 +1,165 @@
+"""Merging the delta snapshots of every worker into one run.
+
+The aggregator is pure bookkeeping (no sockets, no clocks of its own: the caller passes the
+controller's monotonic time), so the one-process mode and the distributed controller use the
+same object. Each source (worker) numbers its deltas 0, 1, 2, …; a duplicate is merged once, a
+gap is remembered and turns the result into an error, and the result is only complete once
+every source has delivered its final delta.
+
+Example:
+    >>> from pytest_swarm.stats.snapshot import Snapshot
+    >>> agg = Aggregator(start=0.0)
+    >>> d = Snapshot(); d.entry("GET /").hist.record_values([1000]); d.users = 3
+    >>> agg.add("gw0", 0, d, now=0.5, final=True)
+    True
+    >>> agg.add("gw0", 0, d, now=0.6)   # a duplicate: ignored
+    False
+    >>> agg.result(duration=1.0).total.count, agg.complete(["gw0"])
+    (1, True)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from .histogram import Histogram
+from .result import Health, RunResult, TimelinePoint
+from .snapshot import Snapshot
+
+
+@dataclass
+class _Second:
+    hist: Histogram = field(default_factory=Histogram)
+    failures: int = 0
+    users: int = 0
+
+
+@dataclass
+class SourceState:
+    """What the aggregator knows about one worker."""
+
+    next_seq: int = 0
+    seen: set[int] = field(default_factory=set)
+    users: int = 0
+    final_seq: int | None = None
+    cpu: float = 0.0
+    lag: float = 0.0
+
+    @property
+    def finished(self) -> bool:
+        """The final delta and everything before it arrived."""
+        return self.final_seq is not None and all(s in self.seen for s in range(self.final_seq + 1))
+
+    def missing(self) -> list[int]:
+        top = self.final_seq if self.final_seq is not None else max(self.seen, default=-1)
+        return [s for s in range(top + 1) if s not in self.seen]
+
+
+class Aggregator:
+    """Merges deltas from named sources; keeps totals and a per-second timeline."""
+
+    def __init__(self, start: float) -> None:
+        self.start = start
+        self.totals = Snapshot()
+        self.sources: dict[str, SourceState] = {}
+        self._seconds: dict[int, _Second] = {}
+        self.problems: list[str] = []
+        self.duplicates = 0
+
+    def source(self, name: str) -> SourceState:
+        state = self.sources.get(name)
+        if state is None:
+            state = self.sources[name] = SourceState()
+        return state
+
+    def add(self, source: str, seq: int, delta: Snapshot, now: float, final: bool = False) -> bool:
+        """Merge one delta; returns False for a duplicate (already merged)."""
+        state = self.source(source)
+        if seq in state.seen:
+            self.duplicates += 1
+            return False
+        state.seen.add(seq)
+        if seq >= state.next_seq:
+            state.next_seq = seq + 1
+            state.users = delta.users
+        if final:
+            state.final_seq = seq
+        self.totals.merge(delta)
+        second = self._seconds.setdefault(max(int(now - self.start), 0), _Second())
+        for entry in delta.entries.values():
+            second.hist.merge(entry.hist)
+            second.failures += entry.failures
+        self.totals.users = second.users = self.users
+        return True
+
+    def set_health(self, source: str, cpu: float, lag: float) -> None:
+        state = self.source(source)
+        state.cpu = max(state.cpu, cpu)
+        state.lag = max(state.lag, lag)
+
+    @property
+    def users(self) -> int:
+        return sum(s.users for s in self.sources.values())
+
+    def complete(self, expected: Iterable[str]) -> bool:
+        return all(name in self.sources and self.sources[name].finished for name in expected)
+
+    def gaps(self) -> dict[str, list[int]]:
+        """Sequence numbers that never arrived, per source."""
+        return {n: m for n, s in self.sources.items() if (m := s.missing())}
+
+    def recent(self, now: float, window: int = 3) -> tuple[float, int, int, float, float]:
+        """(requests/s, requests, failures, p50 s, p95 s) over the last ``window`` seconds:
+        the live line."""
+        current = int(now - self.start)
+        hist, failures = Histogram(), 0
+        span = 0
+        for sec in range(current - window, current):
+            if sec < 0:
+                continue
+            span += 1
+            bucket = self._seconds.get(sec)
+            if bucket is not None:
+                hist.merge(bucket.hist)
+                failures += bucket.failures
+        if span == 0:  # the first second: show what there is
+            bucket = self._seconds.get(current)
+            if bucket is not None:
+                hist.merge(bucket.hist)
+                failures += bucket.failures
+            span = 1
+        p = hist.percentiles((50, 95))
+        return hist.total / span, hist.total, failures, p[50] / 1e6, p[95] / 1e6
+
+    def timeline(self) -> list[TimelinePoint]:
+        points = []
+        for sec in sorted(self._seconds):
+            b = self._seconds[sec]
+            p = b.hist.percentiles((50, 95))
+            points.append(
+                TimelinePoint(
+                    float(sec), b.users, b.hist.total, b.failures, p[50] / 1e6, p[95] / 1e6
+                )
+            )
+        return points
+
+    def health(self, cpu_limit: float = 90.0, lag_limit: float = 0.050) -> Health:
+        cpu = max((s.cpu for s in self.sources.values()), default=0.0)
+        lag = max((s.lag for s in self.sources.values()), default=0.0)
+        return Health(cpu, lag, cpu > cpu_limit or lag > lag_limit)
+
+    def result(self, duration: float, users: int = 0) -> RunResult:
+        problems = list(self.problems)
+        for name, missing in self.gaps().items():
+            shown = ", ".join(map(str, missing[:10])) + (" …" if len(missing) > 10 else "")
+            problems.append(f"worker {name}: statistics lost (missing deltas {shown})")
+        return RunResult(
+            snapshot=self.totals.copy(),
+            duration=duration,
+            users=users,
+            timeline=self.timeline(),
+            problems=problems,
+            health=self.health(),
+            workers=len(self.sources),
+        )

@@ -1,0 +1,153 @@
+"""Snapshots: the mergeable unit of statistics.
+
+A :class:`Snapshot` holds, per request name, a latency histogram and a failure count, plus the
+failures grouped by error (with one sample traceback each) and how many iterations and users
+there were. Workers emit *delta* snapshots (what happened since the last one); the aggregator
+merges them. Merging is exact and associative, so the order of arrival does not matter.
+
+Example:
+    >>> a = Snapshot(); a.entry("GET /").hist.record_values([1000])
+    >>> b = Snapshot(); b.entry("GET /").hist.record_values([3000]); b.entry("GET /").failures = 1
+    >>> a.merge(b)
+    >>> a.entries["GET /"].hist.total, a.entries["GET /"].failures
+    (2, 1)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from .histogram import Histogram
+
+# Bounds applied when a snapshot comes off the wire (see from_wire).
+MAX_NAMES = 2_000
+MAX_ERRORS = 500
+MAX_TEXT = 16_384
+
+
+@dataclass
+class Entry:
+    """Statistics of one request name (or of a failed iteration, named after the test)."""
+
+    hist: Histogram = field(default_factory=Histogram)
+    failures: int = 0
+
+    def merge(self, other: Entry) -> None:
+        self.hist.merge(other.hist)
+        self.failures += other.failures
+
+
+@dataclass
+class ErrorGroup:
+    """Failures that share (request name, error kind, message); one sample traceback kept."""
+
+    name: str
+    kind: str
+    message: str
+    count: int = 0
+    sample: str = ""
+
+    @property
+    def key(self) -> tuple[str, str, str]:
+        return (self.name, self.kind, self.message)
+
+
+@dataclass
+class Snapshot:
+    """Statistics over some interval; ``merge`` adds another interval or another worker."""
+
+    entries: dict[str, Entry] = field(default_factory=dict)
+    errors: dict[tuple[str, str, str], ErrorGroup] = field(default_factory=dict)
+    iterations: int = 0
+    # Users are a level, not a flow: the latest value per source is what counts. The aggregator
+    # keeps it per worker; within one snapshot it is the number running at its end.
+    users: int = 0
+    setup_failures: int = 0
+
+    def entry(self, name: str) -> Entry:
+        found = self.entries.get(name)
+        if found is None:
+            found = self.entries[name] = Entry()
+        return found
+
+    def add_error(self, name: str, kind: str, message: str, sample: str, count: int = 1) -> None:
+        key = (name, kind, message)
+        group = self.errors.get(key)
+        if group is None:
+            self.errors[key] = ErrorGroup(name, kind, message, count, sample)
+        else:
+            group.count += count
+            if not group.sample:
+                group.sample = sample
+
+    @property
+    def empty(self) -> bool:
+        return not self.entries and not self.errors and not self.iterations
+
+    def total(self) -> Entry:
+        """All entries merged: the "Total" row."""
+        total = Entry()
+        for entry in self.entries.values():
+            total.merge(entry)
+        return total
+
+    def merge(self, other: Snapshot) -> None:
+        for name, entry in other.entries.items():
+            self.entry(name).merge(entry)
+        for group in other.errors.values():
+            self.add_error(group.name, group.kind, group.message, group.sample, group.count)
+        self.iterations += other.iterations
+        self.setup_failures += other.setup_failures
+        self.users = other.users
+
+    def copy(self) -> Snapshot:
+        clone = Snapshot(users=self.users)
+        clone.merge(self)
+        clone.users = self.users
+        return clone
+
+    # -- wire form -----------------------------------------------------------------------
+    def to_wire(self) -> dict[str, Any]:
+        return {
+            "e": {n: [e.hist.to_wire(), e.failures] for n, e in self.entries.items()},
+            "x": [[g.name, g.kind, g.message, g.count, g.sample] for g in self.errors.values()],
+            "i": self.iterations,
+            "u": self.users,
+            "s": self.setup_failures,
+        }
+
+    @classmethod
+    def from_wire(cls, data: Any) -> Snapshot:
+        """Rebuild and validate; raises ``ValueError`` on anything malformed or oversized."""
+        if not isinstance(data, dict) or set(data) != {"e", "x", "i", "u", "s"}:
+            raise ValueError("snapshot: unexpected fields")
+        entries, errors = data["e"], data["x"]
+        if not isinstance(entries, dict) or len(entries) > MAX_NAMES:
+            raise ValueError("snapshot: bad or too many request names")
+        if not isinstance(errors, list) or len(errors) > MAX_ERRORS:
+            raise ValueError("snapshot: bad or too many error groups")
+        for key in ("i", "u", "s"):
+            if type(data[key]) is not int or data[key] < 0:
+                raise ValueError(f"snapshot: field {key!r} must be a non-negative integer")
+        snap = cls(iterations=data["i"], users=data["u"], setup_failures=data["s"])
+        for name, value in entries.items():
+            if not isinstance(name, str) or len(name) > MAX_TEXT:
+                raise ValueError("snapshot: bad request name")
+            if not isinstance(value, list) or len(value) != 2:
+                raise ValueError("snapshot: bad entry")
+            hist = Histogram.from_wire(value[0])
+            failures = value[1]
+            if type(failures) is not int or not 0 <= failures <= hist.total:
+                raise ValueError("snapshot: failures must be between 0 and the request count")
+            snap.entries[name] = Entry(hist, failures)
+        for item in errors:
+            if not isinstance(item, list) or len(item) != 5:
+                raise ValueError("snapshot: bad error group")
+            name, kind, message, count, sample = item
+            if not all(isinstance(s, str) and len(s) <= MAX_TEXT for s in (name, kind, message)):
+                raise ValueError("snapshot: bad error group text")
+            if not isinstance(sample, str) or type(count) is not int or count < 1:
+                raise ValueError("snapshot: bad error group count or sample")
+            snap.add_error(name, kind, message, sample[:MAX_TEXT], count)
+        return snap
