@@ -125,7 +125,7 @@ class Swarm:
             spec=spec,
             plan=plan,
             tasks=tasks,
-            link=make_link(item.config),
+            link=make_link(item.config, f"{item.nodeid}#{len(self.outcomes) + 1}"),
             interval=options.report_interval,
             preflight=lambda: check_target(target_url(item._request)),  # type: ignore[attr-defined]
         )

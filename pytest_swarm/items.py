@@ -111,7 +111,7 @@ def _setup(item: pytest.Function) -> None:
             spec=definition.spec,
             plan=plan,
             tasks=[Task(item.obj, tuple(info.argnames))],
-            link=make_link(item.config),
+            link=make_link(item.config, item.nodeid),
             interval=options.report_interval,
             preflight=lambda: check_target(target_url(item._request)),
         )

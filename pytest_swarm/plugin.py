@@ -20,6 +20,7 @@ from .session import get_options, quiet, terminal_writer
 __all__ = ["http", "swarm", "swarm_user"]
 
 SECTION = "swarm"
+ACTIVE_KEY = pytest.StashKey[bool]()
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -38,9 +39,7 @@ def pytest_load_initial_conftests(
     controller = patching.is_xdist_controller(
         args, getattr(option, "numprocesses", None), getattr(option, "dist", None)
     )
-    if controller or mode == "off":
-        return
-    if mode != "on":
+    if mode == "auto":
         paths = [Path(a.split("::")[0]) for a in getattr(option, "file_or_dir", None) or []]
         paths = [p for p in paths if p.exists()]
         if not paths:
@@ -48,9 +47,14 @@ def pytest_load_initial_conftests(
             root = early_config.rootpath
             paths = [root / p for p in testpaths] if testpaths else [Path.cwd()]
         patterns = early_config.getini("python_files") or ["test_*.py", "*_test.py"]
-        if not patching.scan_for_load_tests(paths, patterns):
-            return
-    patching.patch()
+        active = patching.scan_for_load_tests(paths, patterns)
+    else:
+        active = mode == "on"
+    # The same judgement decides, in an xdist controller, whether the distributed mode (our
+    # scheduler and aggregator) takes part at all.
+    early_config.stash[ACTIVE_KEY] = active
+    if active and not controller:
+        patching.patch()
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -65,8 +69,27 @@ def pytest_configure(config: pytest.Config) -> None:
         "e.g. slo('p95 < 300ms', 'error_rate < 1%') (pytest-swarm)",
     )
     get_options(config)  # validate options early: a bad value is a usage error
-    if not hasattr(config, "workerinput"):
+    workerinput = getattr(config, "workerinput", None)
+    if workerinput is None:
         config.pluginmanager.register(SummaryPrinter(config), "swarm-summary")
+    if workerinput is not None and "swarm" in workerinput:
+        from .cluster.worker import WorkerPlugin
+
+        config.pluginmanager.register(WorkerPlugin(config, workerinput["swarm"]), "swarm-worker")
+    elif _is_controller(config) and config.stash.get(ACTIVE_KEY, False):
+        from .cluster.controller import ControllerPlugin
+
+        config.pluginmanager.register(ControllerPlugin(config), "swarm-controller")
+
+
+def _is_controller(config: pytest.Config) -> bool:
+    """An xdist controller: xdist active with a --dist mode, in a process that is not a worker
+    (xdist registers its own controller plugin only after this hook)."""
+    if hasattr(config, "workerinput") or not config.pluginmanager.hasplugin("xdist"):
+        return False
+    if config.getoption("collectonly", default=False):
+        return False
+    return config.getoption("dist", default="no") != "no"
 
 
 @pytest.hookimpl(wrapper=True)

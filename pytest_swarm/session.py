@@ -21,7 +21,7 @@ if TYPE_CHECKING:
 
 OPTIONS_KEY = pytest.StashKey[SwarmOptions]()
 # Set by the distributed mode on xdist workers: builds the ZeroMQ link for one test.
-LINK_FACTORY_KEY = pytest.StashKey["Callable[[], Link]"]()
+LINK_FACTORY_KEY = pytest.StashKey["Callable[[str], Link]"]()
 
 
 class TargetError(Exception):
@@ -39,12 +39,17 @@ def quiet(config: pytest.Config) -> bool:
     return config.get_verbosity() < 0
 
 
-def terminal_writer(config: pytest.Config) -> Callable[[str], None] | None:
-    """Writes a line to the real terminal even while pytest captures output."""
+def terminal_writer(
+    config: pytest.Config, suspend_capture: bool = True
+) -> Callable[[str], None] | None:
+    """Writes a line to the real terminal even while pytest captures output.
+
+    ``suspend_capture=False`` for writers called from another thread (the xdist controller's
+    aggregator): toggling capture is process-wide and the controller does not capture then."""
     reporter = config.pluginmanager.get_plugin("terminalreporter")
     if reporter is None:
         return None
-    capman = config.pluginmanager.get_plugin("capturemanager")
+    capman = config.pluginmanager.get_plugin("capturemanager") if suspend_capture else None
 
     def write(line: str) -> None:
         if capman is not None:
@@ -58,22 +63,24 @@ def terminal_writer(config: pytest.Config) -> Callable[[str], None] | None:
     return write
 
 
-def make_link(config: pytest.Config) -> Link:
-    """The link for one load test: ZeroMQ to the controller on an xdist worker, else local."""
+def make_link(config: pytest.Config, key: str) -> Link:
+    """The link for one load test (``key`` names it across workers): ZeroMQ to the
+    controller on an xdist worker, else local."""
     # Imported here: the engine pulls in gevent, which a run without load tests never needs.
     from .engine.link import LocalLink
     from .report.terminal import live_line
 
     factory = config.stash.get(LINK_FACTORY_KEY, None)
     if factory is not None:
-        return factory()
+        return factory(key)
     write = None if quiet(config) else terminal_writer(config)
 
     def live(status: LiveStatus) -> None:
         if write is not None:
             write(live_line(status))
 
-    return LocalLink(live=live if write is not None else None)
+    interval = get_options(config).report_interval
+    return LocalLink(live=live if write is not None else None, interval=interval)
 
 
 def check_target(url: str | None) -> None:

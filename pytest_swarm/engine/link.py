@@ -55,6 +55,12 @@ class Link(Protocol):
 
     def finish(self) -> RunResult: ...
 
+    def watch(self, stop: Callable[[str], None]) -> None:
+        """Call ``stop(reason)`` if the run must end early (e.g. a worker was lost)."""
+
+    def abort(self, reason: str) -> None:
+        """This process cannot take part (its setup failed before the start barrier)."""
+
 
 def live_status(
     agg: Aggregator, test: str, now: float, duration: float, failures: int
@@ -78,7 +84,10 @@ class LocalLink:
 
     SOURCE = "main"
 
-    def __init__(self, live: LiveCallback | None = None, live_every: float = 2.0) -> None:
+    def __init__(
+        self, live: LiveCallback | None = None, live_every: float = 2.0, interval: float = 1.0
+    ) -> None:
+        self.interval = interval
         self.live = live
         self.live_every = live_every
         self._agg: Aggregator | None = None
@@ -89,7 +98,7 @@ class LocalLink:
 
     def begin(self, test: str, spec: LoadSpec) -> Share:
         now = time.monotonic()
-        self._agg = Aggregator(start=now)
+        self._agg = Aggregator(start=now, interval=self.interval)
         self._test, self._duration = test, spec.duration
         self._next_live = now + self.live_every
         return Share(list(range(spec.users)), spec.rate, self.SOURCE, 1)
@@ -106,6 +115,12 @@ class LocalLink:
             self._next_live = now + self.live_every
             failures = agg.totals.total().failures
             self.live(live_status(agg, self._test, now, self._duration, failures))
+
+    def watch(self, stop: Callable[[str], None]) -> None:
+        pass  # nothing outside this process can end the run early (Ctrl-C raises instead)
+
+    def abort(self, reason: str) -> None:
+        pass  # the error propagates in this very process
 
     def finish(self) -> RunResult:
         agg = self._agg

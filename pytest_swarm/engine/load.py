@@ -98,10 +98,15 @@ def run_load(
     Infrastructure problems (no samples, no user could start, statistics lost) are listed in
     ``result.problems``; the caller turns them into an error.
     """
-    ensure_patched(name)
-    plan.prepare_shared()
-    if preflight is not None:
-        preflight()
+    try:
+        ensure_patched(name)
+        plan.prepare_shared()
+        if preflight is not None:
+            preflight()
+    except BaseException as exc:
+        # Tell the other workers not to wait for this one at the start barrier.
+        link.abort(f"{type(exc).__name__}: {exc}")
+        raise
     share = link.begin(name, spec)
     recorder = Recorder()
 
@@ -119,6 +124,7 @@ def run_load(
         interval=interval,
         worker=share.worker,
     )
+    link.watch(runner.stop)
     summary = runner.run()
     result = link.finish()
     result.users = spec.users

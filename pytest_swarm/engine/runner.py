@@ -94,6 +94,7 @@ class RunSummary:
     teardown_errors: list[str] = field(default_factory=list)
     killed: int = 0
     elapsed: float = 0.0
+    stop_reason: str = ""
 
 
 class _LoopMonitor:
@@ -207,6 +208,12 @@ class Runner:
                 self.summary.teardown_errors.append(f"{kind}: {message}")
                 recorder.add_error(f"teardown: {self.name}", kind, message, error)
 
+    def stop(self, reason: str) -> None:
+        """End the run early (the controller asked, or lost its link); safe to call twice."""
+        if not self._stopping.is_set():
+            self.summary.stop_reason = reason
+            self._stopping.set()
+
     def _spawner(self, t0: float) -> None:
         for k, index in enumerate(self.indices):
             if self._stopping.is_set():
@@ -235,11 +242,11 @@ class Runner:
             next_tick = t0 + self.interval
             while True:
                 now = time.monotonic()
-                if now >= deadline:
+                if now >= deadline or self._stopping.is_set():
                     break
                 if spawner.dead and not self._users and self.spec.iterations is not None:
                     break  # every user finished its iterations
-                gevent.sleep(min(next_tick, deadline) - now)
+                self._stopping.wait(min(next_tick, deadline) - now)
                 if time.monotonic() >= next_tick:
                     self._tick(monitor, final=False)
                     next_tick += self.interval

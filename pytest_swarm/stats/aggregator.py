@@ -59,8 +59,11 @@ class SourceState:
 class Aggregator:
     """Merges deltas from named sources; keeps totals and a per-second timeline."""
 
-    def __init__(self, start: float) -> None:
+    def __init__(self, start: float, interval: float = 1.0) -> None:
         self.start = start
+        # A delta arrives at the end of the interval it covers: file it half an interval back,
+        # so the timeline's second k holds what happened during second k.
+        self.lag = interval / 2
         self.totals = Snapshot()
         self.sources: dict[str, SourceState] = {}
         self._seconds: dict[int, _Second] = {}
@@ -86,7 +89,7 @@ class Aggregator:
         if final:
             state.final_seq = seq
         self.totals.merge(delta)
-        second = self._seconds.setdefault(max(int(now - self.start), 0), _Second())
+        second = self._seconds.setdefault(max(int(now - self.start - self.lag), 0), _Second())
         for entry in delta.entries.values():
             second.hist.merge(entry.hist)
             second.failures += entry.failures
@@ -112,7 +115,7 @@ class Aggregator:
     def recent(self, now: float, window: int = 3) -> tuple[float, int, int, float, float]:
         """(requests/s, requests, failures, p50 s, p95 s) over the last ``window`` seconds:
         the live line."""
-        current = int(now - self.start)
+        current = int(now - self.start - self.lag)
         hist, failures = Histogram(), 0
         span = 0
         for sec in range(current - window, current):

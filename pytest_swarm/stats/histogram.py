@@ -39,6 +39,11 @@ _value_from_index = _TEMPLATE.get_value_from_index
 _highest_equivalent = _TEMPLATE.get_highest_equivalent_value
 
 
+# Highest index a recorded value can reach: larger indexes exist in the layout (up to 2**32 µs)
+# but values there are overflow.
+_TOP_INDEX = int(_index_for(HIGHEST_US))
+
+
 def bucket_index(value_us: int) -> int:
     """Index of the HDR bucket holding ``value_us`` (``COUNTS_LEN`` or more means overflow)."""
     return int(_index_for(value_us))
@@ -202,7 +207,7 @@ class Histogram:
             index, n = flat[i], flat[i + 1]
             if type(index) is not int or type(n) is not int:
                 raise ValueError("histogram: bucket entries must be integers")
-            if not 0 <= index < COUNTS_LEN or n <= 0:
+            if not 0 <= index <= _TOP_INDEX or n <= 0:
                 raise ValueError("histogram: bucket index or count out of range")
             counts[index] = counts.get(index, 0) + n
             bucketed += n
@@ -210,6 +215,14 @@ class Histogram:
             raise ValueError("histogram: bucket counts do not add up to the total")
         if total and min_us > max_us:
             raise ValueError("histogram: min above max")
+        # min/max must agree with the buckets: percentiles are capped at max_us and encode()
+        # exports buckets up to max_us only, so an inconsistent max would lose counts.
+        if bucketed and (
+            min_us > bucket_upper_bound(min(counts)) or max_us < _value_from_index(max(counts))
+        ):
+            raise ValueError("histogram: min or max outside the recorded buckets")
+        if overflow and max_us <= HIGHEST_US:
+            raise ValueError("histogram: overflow with a maximum inside the range")
         h.total, h.overflow, h.sum_us, h.min_us, h.max_us = total, overflow, sum_us, min_us, max_us
         return h
 

@@ -21,9 +21,11 @@ import traceback
 from .snapshot import Snapshot
 
 # Error messages often carry ids or URLs; past this many groups in one interval, further new
-# groups are folded into one so a misbehaving target cannot grow memory without bound.
+# groups are folded into one (named OTHER_NAME) so a misbehaving target cannot grow memory
+# without bound: a delta holds at most MAX_ERROR_GROUPS + 1 groups.
 MAX_ERROR_GROUPS = 200
 OTHER_ERRORS = "(other errors: too many distinct messages)"
+OTHER_NAME = "(any)"
 
 
 class Recorder:
@@ -70,7 +72,9 @@ class Recorder:
             group.count += 1
             return
         if len(errors) >= MAX_ERROR_GROUPS:
-            kind, message = "Error", OTHER_ERRORS
+            # One group for everything past the cap, whatever the request name: names can be
+            # unbounded too (ids in URLs), and a delta must stay within the wire's bounds.
+            name, kind, message = OTHER_NAME, "Error", OTHER_ERRORS
             if (name, kind, message) in errors:
                 errors[(name, kind, message)].count += 1
                 return

@@ -1,0 +1,322 @@
+"""The controller's bookkeeping of a distributed run, without any socket or thread.
+
+:class:`Control` takes decoded messages from workers, worker-down notices and clock ticks, and
+answers with the frames to send. The ZeroMQ thread (``coordinator.py``) only moves bytes; all
+decisions live here, so they are unit-tested with plain method calls.
+
+Per load test it runs a start barrier (every expected worker says ``ready`` or ``abort``), then
+splits the users among the released workers, merges their deltas in an
+:class:`~pytest_swarm.stats.aggregator.Aggregator`, acknowledges final deltas, notices lost
+workers, and hands the merged result to every worker that asks. Exactly one worker per test is
+the *reporter*: the one whose pytest reports reach the terminal and JUnit.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..engine.link import LiveStatus, live_status
+from ..stats.aggregator import Aggregator
+from ..stats.snapshot import Snapshot
+from .wire import Message, WireError, encode
+
+Outbox = list[tuple[str, bytes]]
+
+
+def rank(worker: str) -> tuple[int, str]:
+    """Order workers gw0 < gw1 < gw10 (numeric suffix first)."""
+    match = re.search(r"(\d+)$", worker)
+    return (int(match.group(1)) if match else 1 << 30, worker)
+
+
+@dataclass
+class WorkerState:
+    last_seen: float
+    load_tests: list[str] = field(default_factory=list)
+    gone: str | None = None  # why it left (None while alive)
+
+
+@dataclass
+class TestRun:
+    """One load test across the swarm."""
+
+    test: str
+    ready: dict[str, int] = field(default_factory=dict)  # worker -> users it expects
+    aborted: dict[str, str] = field(default_factory=dict)
+    released: list[str] = field(default_factory=list)
+    release_time: float | None = None
+    aggregator: Aggregator | None = None
+    finished: set[str] = field(default_factory=set)
+    lost: dict[str, str] = field(default_factory=dict)
+    end_time: float | None = None
+    result_frame: bytes | None = None
+    waiting: set[str] = field(default_factory=set)  # workers that asked for the result
+    next_live: float = 0.0
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def complete(self) -> bool:
+        if self.release_time is None:
+            return False
+        return all(w in self.finished or w in self.lost for w in self.released)
+
+
+class Control:
+    """Decisions of the controller. Not thread-safe: the coordinator serialises calls."""
+
+    def __init__(
+        self, *, interval: float = 1.0, heartbeat_timeout: float = 5.0, live_every: float = 2.0
+    ) -> None:
+        self.interval = interval
+        self.heartbeat_timeout = heartbeat_timeout
+        self.live_every = live_every
+        self.workers: dict[str, WorkerState] = {}
+        self.expected: set[str] = set()  # workers the scheduler gave the load tests to
+        self.runs: dict[str, TestRun] = {}
+        self.rejected = 0  # malformed frames dropped
+        self.durations: dict[str, float] = {}  # test -> configured duration, for live lines
+        # Per test item (node id): which workers finished it and asked whether to report it.
+        self.claims: dict[str, set[str]] = {}
+        self.reporters: dict[str, str] = {}
+
+    # -- inputs ---------------------------------------------------------------------------
+    def expect(self, worker: str) -> None:
+        """The scheduler sent the load tests to ``worker``: barriers wait for it."""
+        self.expected.add(worker)
+
+    def load_tests(self) -> set[str]:
+        return {t for w in self.workers.values() for t in w.load_tests}
+
+    def has_hello(self, worker: str) -> bool:
+        return worker in self.workers
+
+    def bad_frame(self) -> None:
+        self.rejected += 1
+
+    def on_message(self, worker: str, msg: Message, now: float) -> Outbox:
+        state = self.workers.get(worker)
+        if state is None and msg.kind != "hello":
+            self.rejected += 1  # must say hello first
+            return []
+        if state is not None:
+            if state.gone is not None:
+                return []  # declared lost: late messages cannot resurrect it
+            state.last_seen = now
+        handler = _HANDLERS.get(msg.kind)
+        if handler is None:
+            self.rejected += 1
+            return []
+        try:
+            return handler(self, worker, msg.body, now)
+        except (WireError, ValueError) as exc:
+            self.rejected += 1
+            return [(worker, encode("refuse", reason=str(exc)))] if msg.kind == "hello" else []
+
+    def worker_down(self, worker: str, reason: str, now: float) -> Outbox:
+        """A worker died or left (xdist noticed, or its heartbeats stopped)."""
+        state = self.workers.get(worker)
+        if state is not None and state.gone is not None:
+            return []
+        if state is None:
+            state = self.workers[worker] = WorkerState(last_seen=now)
+        state.gone = reason
+        self.expected.discard(worker)
+        out: Outbox = []
+        for run in self.runs.values():
+            if run.release_time is None:
+                out += self._maybe_release(run, now)
+            elif worker in run.released and worker not in run.finished and not run.complete:
+                run.lost[worker] = reason
+                out += [
+                    (w, encode("stop", test=run.test, reason=f"worker {worker} lost: {reason}"))
+                    for w in run.released
+                    if w not in run.finished and w not in run.lost
+                ]
+                out += self._maybe_complete(run, now)
+        for item in list(self.claims):
+            out += self._answer_claims(item)
+        return out
+
+    def tick(self, now: float) -> tuple[Outbox, list[LiveStatus]]:
+        """Heartbeats out, silent workers declared lost, live lines of running tests."""
+        out: Outbox = []
+        for name, state in list(self.workers.items()):
+            if state.gone is not None:
+                continue
+            if now - state.last_seen > self.heartbeat_timeout and self._busy(name):
+                silent = now - state.last_seen
+                out += self.worker_down(name, f"no heartbeat for {silent:.1f}s", now)
+                continue
+            out.append((name, encode("pong")))
+        lines = []
+        for run in self.runs.values():
+            agg = run.aggregator
+            if agg is None or run.complete or now < run.next_live:
+                continue
+            run.next_live = now + self.live_every
+            failures = agg.totals.total().failures
+            duration = self.durations.get(run.test, 0.0)
+            lines.append(live_status(agg, run.test, now, duration, failures))
+        return out, lines
+
+    def _busy(self, worker: str) -> bool:
+        """Only silence during a load test matters (between tests a worker may be busy with
+        a long ordinary test, or already done)."""
+        return any(
+            worker in r.released and worker not in r.finished and not r.complete
+            for r in self.runs.values()
+        ) or any(r.release_time is None and worker in r.ready for r in self.runs.values())
+
+    # -- handlers -------------------------------------------------------------------------
+    def _hello(self, worker: str, body: dict[str, Any], now: float) -> Outbox:
+        tests = body["load_tests"]
+        if not all(isinstance(t, str) for t in tests):
+            raise WireError("hello: load_tests must be strings")
+        self.workers[worker] = WorkerState(last_seen=now, load_tests=list(tests))
+        return [(worker, encode("welcome", interval=self.interval))]
+
+    def _run(self, test: str) -> TestRun:
+        run = self.runs.get(test)
+        if run is None:
+            run = self.runs[test] = TestRun(test)
+        return run
+
+    def _ready(self, worker: str, body: dict[str, Any], now: float) -> Outbox:
+        run = self._run(body["test"])
+        if run.release_time is not None:
+            # Too late to join (e.g. a replacement worker): it runs nothing for this test.
+            return [(worker, encode("stop", test=run.test, reason="test already started"))]
+        run.ready[worker] = body["users"]
+        self.durations[run.test] = float(body["duration"])
+        return self._maybe_release(run, now)
+
+    def _abort(self, worker: str, body: dict[str, Any], now: float) -> Outbox:
+        run = self._run(body["test"])
+        run.aborted[worker] = body["reason"]
+        if run.release_time is None:
+            return self._maybe_release(run, now)
+        return []
+
+    def _maybe_release(self, run: TestRun, now: float) -> Outbox:
+        alive = {w for w in self.expected if self.workers.get(w, WorkerState(0)).gone is None}
+        answered = set(run.ready) | set(run.aborted)
+        if not alive <= answered or not answered:
+            return []
+        run.release_time = now
+        run.released = sorted((w for w in run.ready if w in alive), key=rank)
+        if len(set(run.ready.values())) > 1:
+            run.problems.append(f"workers disagree on the number of users: {run.ready}")
+        for worker, reason in sorted(run.aborted.items()):
+            run.problems.append(f"worker {worker} could not start: {reason}")
+        run.aggregator = Aggregator(start=now, interval=self.interval)
+        out = [
+            (w, encode("go", test=run.test, index=i, workers=len(run.released)))
+            for i, w in enumerate(run.released)
+        ]
+        return out + self._maybe_complete(run, now)
+
+    def _delta(self, worker: str, body: dict[str, Any], now: float, final: bool) -> Outbox:
+        run = self.runs.get(body["test"])
+        if run is None or run.aggregator is None or worker not in run.released:
+            self.rejected += 1
+            return []
+        delta = Snapshot.from_wire(body["delta"])
+        run.aggregator.add(worker, body["seq"], delta, now, final=final)
+        run.aggregator.set_health(worker, float(body["cpu"]), float(body["lag"]))
+        if not final:
+            return []
+        out = [(worker, encode("ack", test=run.test, seq=body["seq"]))]
+        if run.aggregator.sources[worker].finished:
+            run.finished.add(worker)
+            run.end_time = now
+        return out + self._maybe_complete(run, now)
+
+    def _stats(self, worker: str, body: dict[str, Any], now: float) -> Outbox:
+        return self._delta(worker, body, now, final=False)
+
+    def _final(self, worker: str, body: dict[str, Any], now: float) -> Outbox:
+        return self._delta(worker, body, now, final=True)
+
+    def _result_request(self, worker: str, body: dict[str, Any], now: float) -> Outbox:
+        run = self._run(body["test"])
+        run.waiting.add(worker)
+        return self._maybe_complete(run, now)
+
+    def _claim(self, worker: str, body: dict[str, Any], now: float) -> Outbox:
+        item = body["test"]
+        if item in self.reporters:
+            return [(worker, encode("reporter", test=item, yes=False))]
+        self.claims.setdefault(item, set()).add(worker)
+        return self._answer_claims(item)
+
+    def _ping(self, worker: str, body: dict[str, Any], now: float) -> Outbox:
+        return []
+
+    # -- completion -----------------------------------------------------------------------
+    def _maybe_complete(self, run: TestRun, now: float) -> Outbox:
+        if not run.complete:
+            return []
+        if run.result_frame is None:
+            run.result_frame = self._result_frame(run, now)
+        out = [(w, run.result_frame) for w in sorted(run.waiting)]
+        run.waiting.clear()
+        return out
+
+    def _answer_claims(self, item: str) -> Outbox:
+        """Once every live worker that runs the load tests has finished ``item``, the
+        lowest-ranked of them reports it; the others stay silent."""
+        claimed = self.claims.get(item, set())
+        alive = {w for w in self.expected if self.workers.get(w, WorkerState(0)).gone is None}
+        if not claimed or not alive <= claimed:
+            return []
+        reporter = min(claimed, key=rank)
+        self.reporters[item] = reporter
+        del self.claims[item]
+        return [(w, encode("reporter", test=item, yes=(w == reporter))) for w in sorted(claimed)]
+
+    def _result_frame(self, run: TestRun, now: float) -> bytes:
+        agg = run.aggregator
+        assert agg is not None and run.release_time is not None
+        end = run.end_time if run.end_time is not None else now
+        problems = list(run.problems)
+        for worker, reason in sorted(run.lost.items()):
+            problems.append(
+                f"worker {worker} was lost during the test ({reason}); its statistics since "
+                "its last delivered interval are missing"
+            )
+        result = agg.result(duration=max(end - run.release_time, 0.0))
+        problems += [p for p in result.problems if not _about_lost(p, run.lost)]
+        h = result.health
+        return encode(
+            "result",
+            test=run.test,
+            snapshot=result.snapshot.to_wire(),
+            duration=result.duration,
+            problems=problems,
+            timeline=[[p.t, p.users, p.requests, p.failures, p.p50, p.p95] for p in result.timeline],
+            health=[h.cpu_max, h.lag_max, h.saturated],
+            workers=len(run.released),
+        )
+
+    def reporter_of(self, item: str) -> str | None:
+        return self.reporters.get(item)
+
+
+def _about_lost(problem: str, lost: Iterable[str]) -> bool:
+    # A lost worker's gaps are already explained by the "was lost" line.
+    return any(problem.startswith(f"worker {w}:") for w in lost)
+
+
+_HANDLERS = {
+    "hello": Control._hello,
+    "ready": Control._ready,
+    "abort": Control._abort,
+    "stats": Control._stats,
+    "final": Control._final,
+    "result?": Control._result_request,
+    "claim": Control._claim,
+    "ping": Control._ping,
+}

@@ -1,0 +1,243 @@
+"""The controller side of the ZeroMQ link: a ROUTER socket served by its own thread.
+
+xdist's controller runs every hook on one event loop, so nothing here may block a hook: the
+socket lives in a daemon thread, and hooks only call the small lock-protected methods
+(:meth:`Coordinator.expect`, :meth:`Coordinator.worker_down`, …). Decisions are made by
+:class:`~pytest_swarm.cluster.control.Control`; this module moves bytes and keeps time.
+
+Security: by default the socket is an ``ipc://`` endpoint in a private (0700) temporary
+directory. A TCP bind (``--swarm-bind tcp://0.0.0.0:PORT``) turns on CURVE with keys generated
+for this run and handed to workers through ``workerinput``: a peer without the client key is
+refused by the ZAP handler and never gets a byte in or out.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import zmq
+
+from ..engine.link import LiveStatus
+from .control import Control, Outbox
+from .wire import MAX_FRAME, VersionMismatch, WireError, decode, encode
+
+POLL_MS = 100
+
+
+class BindError(RuntimeError):
+    """The aggregator address cannot be bound (e.g. the port is taken)."""
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """What a worker needs to connect: handed over in ``workerinput['swarm']``."""
+
+    address: str
+    server_public: str | None = None
+    client_public: str | None = None
+    client_secret: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "address": self.address,
+            "server_public": self.server_public,
+            "client_public": self.client_public,
+            "client_secret": self.client_secret,
+        }
+
+
+def _is_loopback(bind: str) -> bool:
+    host = bind.split("://", 1)[-1].rsplit(":", 1)[0].strip("[]")
+    return host in ("127.0.0.1", "localhost", "::1") or host.startswith("127.")
+
+
+class Coordinator:
+    """Owns the ROUTER socket and the thread that serves it."""
+
+    def __init__(
+        self,
+        *,
+        bind: str | None = None,
+        advertise: str | None = None,
+        interval: float = 1.0,
+        heartbeat_timeout: float = 5.0,
+        live: Callable[[LiveStatus], None] | None = None,
+    ) -> None:
+        self.control = Control(interval=interval, heartbeat_timeout=heartbeat_timeout)
+        self.live = live
+        self._lock = threading.Lock()
+        self._pending: Outbox = []
+        self._stop = threading.Event()
+        self._tmpdir: str | None = None
+        self._auth: Any = None
+        self.context = zmq.Context()
+        self.socket = self.context.socket(zmq.ROUTER)
+        self.socket.setsockopt(zmq.LINGER, 0)
+        self.socket.setsockopt(zmq.MAXMSGSIZE, MAX_FRAME)
+        self.socket.setsockopt(zmq.RCVHWM, 100_000)
+        self.socket.setsockopt(zmq.SNDHWM, 100_000)
+        self.endpoint = self._bind(bind, advertise)
+        self.cpu_seconds = 0.0
+        self._thread = threading.Thread(target=self._serve, name="swarm-coordinator", daemon=True)
+        self._thread.start()
+
+    def _bind(self, bind: str | None, advertise: str | None) -> Endpoint:
+        if not bind:
+            self._tmpdir = tempfile.mkdtemp(prefix="pytest-swarm-")
+            os.chmod(self._tmpdir, 0o700)
+            bind = f"ipc://{self._tmpdir}/aggregator.sock"
+        secure = bind.startswith("tcp://")
+        keys: dict[str, str | None] = {}
+        if secure:
+            keys = self._enable_curve()
+        try:
+            self.socket.bind(bind)
+        except zmq.ZMQError as exc:
+            self.close()
+            raise BindError(f"--swarm-bind {bind}: cannot bind the aggregator: {exc}") from None
+        address = self.socket.getsockopt_string(zmq.LAST_ENDPOINT)
+        if secure:
+            host = advertise
+            if host is None:
+                bound_host = address.split("://", 1)[1].rsplit(":", 1)[0]
+                host = "127.0.0.1" if bound_host in ("0.0.0.0", "*") else bound_host
+            port = address.rsplit(":", 1)[1]
+            address = f"tcp://{host}:{port}"
+        return Endpoint(address=address, **keys)
+
+    def _enable_curve(self) -> dict[str, str | None]:
+        # zmq.auth is imported here, in the controller only: in a gevent worker it would rebind
+        # the blocking zmq module (see DESIGN.md).
+        from zmq.auth.thread import ThreadAuthenticator
+
+        server_public, server_secret = zmq.curve_keypair()
+        client_public, client_secret = zmq.curve_keypair()
+        self._auth = ThreadAuthenticator(self.context)
+        self._auth.start()
+        allowed = {client_public}
+        self._auth.configure_curve_callback(
+            domain="*", credentials_provider=_KeyCheck(allowed)
+        )
+        self.socket.curve_secretkey = server_secret
+        self.socket.curve_publickey = server_public
+        self.socket.curve_server = True
+        return {
+            "server_public": server_public.decode(),
+            "client_public": client_public.decode(),
+            "client_secret": client_secret.decode(),
+        }
+
+    # -- called from the controller's hooks (never block) ----------------------------------
+    def expect(self, worker: str) -> None:
+        with self._lock:
+            self.control.expect(worker)
+
+    def worker_down(self, worker: str, reason: str) -> None:
+        with self._lock:
+            self._pending += self.control.worker_down(worker, reason, time.monotonic())
+
+    def load_tests(self) -> set[str]:
+        with self._lock:
+            return self.control.load_tests()
+
+    def reporter_of(self, test: str) -> str | None:
+        with self._lock:
+            return self.control.reporter_of(test)
+
+    def has_hello(self, worker: str) -> bool:
+        with self._lock:
+            return self.control.has_hello(worker)
+
+    @property
+    def rejected(self) -> int:
+        return self.control.rejected
+
+    # -- the thread ------------------------------------------------------------------------
+    def _serve(self) -> None:
+        poller = zmq.Poller()
+        poller.register(self.socket, zmq.POLLIN)
+        next_tick = time.monotonic() + self.control.interval
+        cpu0 = time.thread_time()
+        while not self._stop.is_set():
+            try:
+                events = dict(poller.poll(POLL_MS))
+            except zmq.ZMQError:
+                break
+            out: Outbox = []
+            if events.get(self.socket):
+                out += self._drain()
+            now = time.monotonic()
+            lines: list[LiveStatus] = []
+            with self._lock:
+                out += self._pending
+                self._pending = []
+                if now >= next_tick:
+                    next_tick = now + self.control.interval
+                    more, lines = self.control.tick(now)
+                    out += more
+            self._send(out)
+            if self.live is not None:
+                for status in lines:
+                    self.live(status)
+            self.cpu_seconds = time.thread_time() - cpu0
+
+    def _drain(self) -> Outbox:
+        out: Outbox = []
+        for _ in range(10_000):  # bounded: let ticks and sends happen under a flood
+            try:
+                frames = self.socket.recv_multipart(zmq.NOBLOCK, copy=True)
+            except zmq.Again:
+                break
+            if len(frames) != 2:
+                self.control.bad_frame()
+                continue
+            identity, frame = frames
+            worker = identity.decode("utf-8", "replace")
+            try:
+                msg = decode(frame)
+            except VersionMismatch as exc:
+                out.append((worker, encode("refuse", reason=str(exc))))
+                self.control.bad_frame()
+                continue
+            except WireError:
+                self.control.bad_frame()
+                continue
+            with self._lock:
+                out += self.control.on_message(worker, msg, time.monotonic())
+        return out
+
+    def _send(self, out: Outbox) -> None:
+        for worker, frame in out:
+            try:
+                self.socket.send_multipart([worker.encode(), frame], zmq.NOBLOCK)
+            except zmq.ZMQError:
+                pass  # unroutable (worker gone) or full: the worker's own timeouts handle it
+
+    def close(self) -> None:
+        self._stop.set()
+        thread = getattr(self, "_thread", None)
+        if thread is not None and thread.is_alive():
+            thread.join(timeout=2.0)
+        if self._auth is not None:
+            self._auth.stop()
+        self.socket.close(linger=0)
+        self.context.term()
+        if self._tmpdir:
+            shutil.rmtree(self._tmpdir, ignore_errors=True)
+
+
+class _KeyCheck:
+    """ZAP credentials callback: only this run's client key may connect."""
+
+    def __init__(self, allowed: set[bytes]) -> None:
+        self.allowed = set(allowed)  # z85-encoded, as the authenticator passes them
+
+    def callback(self, domain: str, key: bytes) -> bool:
+        return key in self.allowed

@@ -1,0 +1,72 @@
+"""Hooks of the distributed mode that run on an xdist worker.
+
+- after collection (``tryfirst``, so before xdist's own collection message): the handshake with
+  the controller, telling it which node ids are load tests;
+- every load test runs through the ZeroMQ link (:class:`~pytest_swarm.cluster.agent.AgentLink`);
+- report collapsing: each worker runs a load test's protocol without logging; then exactly one
+  worker (the controller decides) logs the reports, so the test counts once in the terminal and
+  in JUnit. The pattern is pytest-rerunfailures': a ``tryfirst`` ``pytest_runtest_protocol``
+  that returns True.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from _pytest.runner import runtestprotocol
+
+from ..session import LINK_FACTORY_KEY
+from .agent import Agent, AgentLink
+
+
+def uses_load(item: pytest.Item) -> bool:
+    """A load test for scheduling purposes: the marker form, or a test using ``swarm``."""
+    from ..items import is_load_item
+
+    return is_load_item(item) or "swarm" in getattr(item, "fixturenames", ())
+
+
+class WorkerPlugin:
+    def __init__(self, config: pytest.Config, endpoint: dict[str, Any]) -> None:
+        self.config = config
+        self.worker = str(config.workerinput["workerid"])  # type: ignore[attr-defined]
+        self.endpoint = endpoint
+        self.agent: Agent | None = None
+        self.load_ids: set[str] = set()
+        config.stash[LINK_FACTORY_KEY] = self._link
+
+    def _agent(self) -> Agent:
+        if self.agent is None:
+            self.agent = Agent(
+                self.endpoint,
+                self.worker,
+                heartbeat_timeout=float(self.endpoint.get("heartbeat_timeout", 5.0)),
+            )
+        return self.agent
+
+    def _link(self, key: str) -> AgentLink:
+        return AgentLink(self._agent(), key)
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_collection_finish(self, session: pytest.Session) -> None:
+        self.load_ids = {item.nodeid for item in session.items if uses_load(item)}
+        self._agent().hello(sorted(self.load_ids))
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_runtest_protocol(self, item: pytest.Item, nextitem: pytest.Item | None) -> Any:
+        if item.nodeid not in self.load_ids:
+            return None
+        reports = runtestprotocol(item, nextitem=nextitem, log=False)
+        if self._agent().claim(item.nodeid):
+            ihook = item.ihook
+            ihook.pytest_runtest_logstart(nodeid=item.nodeid, location=item.location)
+            for report in reports:
+                ihook.pytest_runtest_logreport(report=report)
+            ihook.pytest_runtest_logfinish(nodeid=item.nodeid, location=item.location)
+        return True
+
+    def pytest_unconfigure(self, config: pytest.Config) -> None:
+        if self.agent is not None:
+            self.agent.close()
+            self.agent = None
