@@ -19,7 +19,7 @@ import pytest
 from .fixture import ENGINE_PROVIDED, target_url
 from .objectives import Objective, ObjectiveError, Verdict, evaluate, parse_objective
 from .options import SwarmOptions
-from .session import TargetError, check_target, get_options, make_link
+from .session import TargetError, check_target, get_options, make_link, terminal_writer
 from .spec import LoadSpec, SpecError, build_spec
 
 if TYPE_CHECKING:
@@ -97,7 +97,7 @@ def is_load_item(item: pytest.Item) -> bool:
 
 
 def _setup(item: pytest.Function) -> None:
-    from .engine.load import Task, run_load
+    from .engine.load import LoadInterrupted, Task, run_load
     from .engine.resolver import FixturePlan, item_autouse
     from .report.junit import add_properties
 
@@ -117,11 +117,23 @@ def _setup(item: pytest.Function) -> None:
         )
     except TargetError as exc:
         pytest.fail(f"{item.name}: {exc}", pytrace=False)
+    except LoadInterrupted as interrupted:
+        show_interrupted(item, interrupted.outcome)
+        raise
     item.stash[OUTCOME_KEY] = outcome
     add_properties(item, outcome.result)
     if outcome.result.problems:
         # Failing in setup makes this an ERROR (JUnit <error>), distinct from an objective miss.
         pytest.fail(f"{item.name}: " + "\n".join(outcome.result.problems), pytrace=False)
+
+
+def show_interrupted(item: pytest.Item, outcome: LoadOutcome) -> None:
+    """Print what was measured before Ctrl-C (pytest prints no report for the test)."""
+    from .report.terminal import full_report
+
+    write = terminal_writer(item.config)
+    if write is not None:
+        write("\nINTERRUPTED " + full_report(item.name, outcome.result, None))
 
 
 def _runtest(item: pytest.Function) -> None:

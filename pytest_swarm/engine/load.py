@@ -14,7 +14,7 @@ from typing import Any
 from ..spec import LoadSpec
 from ..stats.recorder import Recorder
 from ..stats.result import RunResult
-from .link import Link
+from .link import Link, LocalLink
 from .patching import ensure_patched
 from .resolver import FixturePlan, UserFixtures
 from .runner import Runner, RunSummary, UserInfo
@@ -83,6 +83,15 @@ class LoadOutcome:
     spec: LoadSpec
 
 
+class LoadInterrupted(KeyboardInterrupt):
+    """Ctrl-C during a load test, carrying what was measured until then (pytest still sees a
+    KeyboardInterrupt: the session ends as interrupted, exit code 2)."""
+
+    def __init__(self, outcome: LoadOutcome) -> None:
+        super().__init__("load test interrupted")
+        self.outcome = outcome
+
+
 def run_load(
     *,
     name: str,
@@ -125,7 +134,17 @@ def run_load(
         worker=share.worker,
     )
     link.watch(runner.stop)
-    summary = runner.run()
+    try:
+        summary = runner.run()
+    except KeyboardInterrupt:
+        # The runner has stopped the users and flushed the last delta. A local aggregator can
+        # still say what was measured; a remote one may be interrupted too, so do not wait.
+        if isinstance(link, LocalLink):
+            result = link.finish()
+            result.users = spec.users
+            result.problems.append("interrupted (Ctrl-C)")
+            raise LoadInterrupted(LoadOutcome(result, runner.summary, spec)) from None
+        raise
     result = link.finish()
     result.users = spec.users
     snap = result.snapshot

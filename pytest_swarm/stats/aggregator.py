@@ -45,6 +45,8 @@ class SourceState:
     final_seq: int | None = None
     cpu: float = 0.0
     lag: float = 0.0
+    samples: int = 0
+    hot: int = 0  # intervals over the CPU or lag limit
 
     @property
     def finished(self) -> bool:
@@ -63,7 +65,7 @@ class Aggregator:
         self.start = start
         # A delta arrives at the end of the interval it covers: file it half an interval back,
         # so the timeline's second k holds what happened during second k.
-        self.lag = interval / 2
+        self.shift = interval / 2
         self.totals = Snapshot()
         self.sources: dict[str, SourceState] = {}
         self._seconds: dict[int, _Second] = {}
@@ -89,17 +91,23 @@ class Aggregator:
         if final:
             state.final_seq = seq
         self.totals.merge(delta)
-        second = self._seconds.setdefault(max(int(now - self.start - self.lag), 0), _Second())
+        second = self._seconds.setdefault(max(int(now - self.start - self.shift), 0), _Second())
         for entry in delta.entries.values():
             second.hist.merge(entry.hist)
             second.failures += entry.failures
         self.totals.users = second.users = self.users
         return True
 
+    CPU_LIMIT = 90.0  # percent of one core
+    LAG_LIMIT = 0.050  # seconds
+
     def set_health(self, source: str, cpu: float, lag: float) -> None:
         state = self.source(source)
         state.cpu = max(state.cpu, cpu)
         state.lag = max(state.lag, lag)
+        state.samples += 1
+        if cpu > self.CPU_LIMIT or lag > self.LAG_LIMIT:
+            state.hot += 1
 
     @property
     def users(self) -> int:
@@ -115,7 +123,7 @@ class Aggregator:
     def recent(self, now: float, window: int = 3) -> tuple[float, int, int, float, float]:
         """(requests/s, requests, failures, p50 s, p95 s) over the last ``window`` seconds:
         the live line."""
-        current = int(now - self.start - self.lag)
+        current = int(now - self.start - self.shift)
         hist, failures = Histogram(), 0
         span = 0
         for sec in range(current - window, current):
@@ -147,10 +155,16 @@ class Aggregator:
             )
         return points
 
-    def health(self, cpu_limit: float = 90.0, lag_limit: float = 0.050) -> Health:
+    def health(self) -> Health:
+        """Worst CPU and lag of any worker. *Saturated* when a worker spent at least two
+        intervals, and at least 10 % of them, over a limit: a single hiccup (start-up
+        imports, a GC pause) does not condemn a run, a sustained overload does."""
         cpu = max((s.cpu for s in self.sources.values()), default=0.0)
         lag = max((s.lag for s in self.sources.values()), default=0.0)
-        return Health(cpu, lag, cpu > cpu_limit or lag > lag_limit)
+        saturated = any(
+            s.hot >= 2 and s.hot >= 0.1 * s.samples for s in self.sources.values()
+        )
+        return Health(cpu, lag, saturated)
 
     def result(self, duration: float, users: int = 0) -> RunResult:
         problems = list(self.problems)

@@ -18,14 +18,14 @@ from __future__ import annotations
 
 import traceback
 
-from .snapshot import Snapshot
+from .snapshot import OTHER_ERRORS, OTHER_NAME, Snapshot
+
+__all__ = ["MAX_ERROR_GROUPS", "OTHER_ERRORS", "OTHER_NAME", "Recorder"]
 
 # Error messages often carry ids or URLs; past this many groups in one interval, further new
 # groups are folded into one (named OTHER_NAME) so a misbehaving target cannot grow memory
 # without bound: a delta holds at most MAX_ERROR_GROUPS + 1 groups.
 MAX_ERROR_GROUPS = 200
-OTHER_ERRORS = "(other errors: too many distinct messages)"
-OTHER_NAME = "(any)"
 
 
 class Recorder:

@@ -25,6 +25,13 @@ MAX_NAMES = 2_000
 MAX_ERRORS = 500
 MAX_TEXT = 16_384
 
+# to_wire folds what exceeds those bounds (names with ids in them, error groups summed over many
+# intervals and workers) into one entry / one error group: counts are kept, only the split by
+# name or message is lost, and the receiving side never rejects what a peer sent.
+OTHER_NAME = "(other)"
+OTHER_ERRORS = "(other errors: too many distinct messages)"
+OTHER_KEY = (OTHER_NAME, "Error", OTHER_ERRORS)
+
 
 @dataclass
 class Entry:
@@ -109,9 +116,12 @@ class Snapshot:
 
     # -- wire form -----------------------------------------------------------------------
     def to_wire(self) -> dict[str, Any]:
+        """The wire form; always within the bounds :meth:`from_wire` enforces (see OTHER_NAME)."""
+        entries = _fold_entries(self.entries)
+        errors = _fold_errors(self.errors)
         return {
-            "e": {n: [e.hist.to_wire(), e.failures] for n, e in self.entries.items()},
-            "x": [[g.name, g.kind, g.message, g.count, g.sample] for g in self.errors.values()],
+            "e": {n: [e.hist.to_wire(), e.failures] for n, e in entries.items()},
+            "x": [[g.name, g.kind, g.message, g.count, g.sample] for g in errors],
             "i": self.iterations,
             "u": self.users,
             "s": self.setup_failures,
@@ -151,3 +161,26 @@ class Snapshot:
                 raise ValueError("snapshot: bad error group count or sample")
             snap.add_error(name, kind, message, sample[:MAX_TEXT], count)
         return snap
+
+
+def _fold_entries(entries: dict[str, Entry]) -> dict[str, Entry]:
+    """At most MAX_NAMES entries: the busiest names, the rest merged under OTHER_NAME."""
+    if len(entries) <= MAX_NAMES:
+        return entries
+    ranked = sorted(entries, key=lambda n: (n == OTHER_NAME, -entries[n].hist.total, n))
+    kept = {n: entries[n] for n in ranked[: MAX_NAMES - 1]}
+    other = Entry()
+    for name in ranked[MAX_NAMES - 1 :]:
+        other.merge(entries[name])
+    kept[OTHER_NAME] = other
+    return kept
+
+
+def _fold_errors(errors: dict[tuple[str, str, str], ErrorGroup]) -> list[ErrorGroup]:
+    """At most MAX_ERRORS groups: the most frequent, the rest summed into OTHER_KEY."""
+    if len(errors) <= MAX_ERRORS:
+        return list(errors.values())
+    ranked = sorted(errors.values(), key=lambda g: (g.key == OTHER_KEY, -g.count, g.key))
+    rest = ranked[MAX_ERRORS - 1 :]
+    sample = next((g.sample for g in rest if g.sample), "")
+    return [*ranked[: MAX_ERRORS - 1], ErrorGroup(*OTHER_KEY, sum(g.count for g in rest), sample)]
