@@ -69,7 +69,7 @@ def join_url(base: str | None, url: str) -> str:
         >>> join_url("http://127.0.0.1:8089/api/", "/items")
         'http://127.0.0.1:8089/api/items'
     """
-    if not base or "://" in url:
+    if not base or urlsplit(url).scheme:
         return url
     return base.rstrip("/") + "/" + url.lstrip("/")
 
@@ -96,7 +96,6 @@ class HttpSession(requests.Session):
         self,
         method: str | bytes,
         url: str | bytes,
-        *args: Any,
         name: str | None = None,
         catch_response: bool = False,
         **kwargs: Any,
@@ -109,7 +108,7 @@ class HttpSession(requests.Session):
         user_stream = bool(kwargs.pop("stream", False))
         start = time.perf_counter()
         try:
-            response = super().request(method, full_url, *args, stream=True, **kwargs)
+            response = super().request(method, full_url, stream=True, **kwargs)
             if not user_stream:
                 self._read_body(response)
         except RequestException as exc:
@@ -153,7 +152,10 @@ def _error_response(method: str, url: str, exc: RequestException) -> requests.Re
     response.status_code = 0
     response.url = url
     response.error = exc  # type: ignore[attr-defined]
-    response.request = requests.Request(method, url).prepare()
+    try:
+        response.request = requests.Request(method, url).prepare()
+    except RequestException:
+        pass  # the URL itself was the problem (no scheme, no host): no request to show
     response._content = b""
 
     def raise_for_status() -> None:

@@ -25,6 +25,10 @@ from .wire import Message, WireError, encode
 
 Outbox = list[tuple[str, bytes]]
 
+# A delta numbered this far beyond the worker's last one is refused: reporting the gap would
+# enumerate every missing number (a seq of 2**63 would hang the aggregator's thread).
+MAX_SEQ_JUMP = 10_000
+
 
 def rank(worker: str) -> tuple[int, str]:
     """Order workers gw0 < gw1 < gw10 (numeric suffix first)."""
@@ -223,13 +227,20 @@ class Control:
         if run is None or run.aggregator is None or worker not in run.released:
             self.rejected += 1
             return []
+        source = run.aggregator.sources.get(worker)
+        if body["seq"] > (source.next_seq if source else 0) + MAX_SEQ_JUMP:
+            raise WireError(f"{run.test}: implausible sequence number {body['seq']} from {worker}")
         delta = Snapshot.from_wire(body["delta"])
-        run.aggregator.add(worker, body["seq"], delta, now, final=final)
-        run.aggregator.set_health(worker, float(body["cpu"]), float(body["lag"]))
+        if run.aggregator.add(worker, body["seq"], delta, now, final=final):
+            # A resent delta is one interval, not two: its health sample counts once.
+            run.aggregator.set_health(worker, float(body["cpu"]), float(body["lag"]))
         if not final:
             return []
         out = [(worker, encode("ack", test=run.test, seq=body["seq"]))]
-        if run.aggregator.sources[worker].finished:
+        # The final delta is the worker's last word. One ordered connection: a delta missing
+        # now was dropped, not delayed, so waiting for it would hang the run; the aggregator
+        # reports the gap as a problem instead (RELIABILITY row 9).
+        if worker not in run.finished:
             run.finished.add(worker)
             run.end_time = now
         return out + self._maybe_complete(run, now)
@@ -272,7 +283,9 @@ class Control:
         alive = {w for w in self.expected if self.workers.get(w, WorkerState(0)).gone is None}
         if not claimed or not alive <= claimed:
             return []
-        reporter = min(claimed, key=rank)
+        # A claimant that died while waiting for the answer cannot report: prefer live ones.
+        live = [w for w in claimed if self.workers.get(w, WorkerState(0)).gone is None]
+        reporter = min(live or claimed, key=rank)
         self.reporters[item] = reporter
         del self.claims[item]
         return [(w, encode("reporter", test=item, yes=(w == reporter))) for w in sorted(claimed)]
@@ -296,7 +309,9 @@ class Control:
             snapshot=result.snapshot.to_wire(),
             duration=result.duration,
             problems=problems,
-            timeline=[[p.t, p.users, p.requests, p.failures, p.p50, p.p95] for p in result.timeline],
+            timeline=[
+                [p.t, p.users, p.requests, p.failures, p.p50, p.p95] for p in result.timeline
+            ],
             health=[h.cpu_max, h.lag_max, h.saturated],
             workers=len(run.released),
         )

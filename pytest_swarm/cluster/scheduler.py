@@ -25,8 +25,10 @@ from typing import Any, Protocol
 class NodeLike(Protocol):
     """The slice of xdist's ``WorkerController`` the scheduler uses."""
 
-    shutting_down: bool
     gateway: Any
+
+    @property
+    def shutting_down(self) -> bool: ...  # a read-only property on xdist's WorkerController
 
     def send_runtest_some(self, indices: Sequence[int]) -> None: ...
 

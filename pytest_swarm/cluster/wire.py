@@ -7,13 +7,14 @@ field, and snapshots are rebuilt through ``Snapshot.from_wire`` (which bounds hi
 so a malformed or hostile message costs a ``WireError``, never a crash or a huge allocation.
 
 Example:
-    >>> frame = encode("ready", test="t.py::test_a", users=10)
+    >>> frame = encode("ready", test="t.py::test_a", users=10, duration=2.0)
     >>> decode(frame)
-    Message(kind='ready', body={'test': 't.py::test_a', 'users': 10})
+    Message(kind='ready', body={'test': 't.py::test_a', 'users': 10, 'duration': 2.0})
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -123,4 +124,7 @@ def decode(frame: bytes) -> Message:
             raise WireError(f"{kind}: field {name!r} has type {type(value).__name__}")
         if isinstance(value, int) and not isinstance(value, bool) and value < 0:
             raise WireError(f"{kind}: field {name!r} is negative")
+        # Durations, intervals, CPU and lag: never negative, NaN or infinite.
+        if isinstance(value, float) and not (math.isfinite(value) and value >= 0):
+            raise WireError(f"{kind}: field {name!r} is negative or not finite")
     return Message(kind, body)

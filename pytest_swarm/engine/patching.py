@@ -60,12 +60,20 @@ def is_xdist_controller(args: Sequence[str], numprocesses: object, dist: object)
 
 
 def is_xdist_worker() -> bool:
-    """True inside an xdist worker process.
+    """True inside an xdist worker process (popen, socket or ssh gateway alike).
 
     ``PYTEST_XDIST_WORKER`` alone is not enough: a pytest run started from inside a worker (a
-    pytester subprocess) inherits it. A worker is started by execnet as ``python -c``.
+    pytester subprocess) inherits it. A real worker runs pytest from xdist's remote code, which
+    execnet executes as the module ``__channelexec__``: that frame is on the stack.
     """
-    return "PYTEST_XDIST_WORKER" in os.environ and sys.argv[:1] == ["-c"]
+    if "PYTEST_XDIST_WORKER" not in os.environ:
+        return False
+    frame = sys._getframe(1)
+    while frame is not None:
+        if frame.f_globals.get("__name__") == "__channelexec__":
+            return True
+        frame = frame.f_back  # type: ignore[assignment]
+    return False
 
 
 def _python_files(paths: Iterable[Path], patterns: Sequence[str]) -> Iterable[Path]:

@@ -91,6 +91,7 @@ class Aggregator:
         if final:
             state.final_seq = seq
         self.totals.merge(delta)
+        self.totals.fold_errors()  # each delta is bounded, their sum over a long run is not
         second = self._seconds.setdefault(max(int(now - self.start - self.shift), 0), _Second())
         for entry in delta.entries.values():
             second.hist.merge(entry.hist)
@@ -161,9 +162,7 @@ class Aggregator:
         imports, a GC pause) does not condemn a run, a sustained overload does."""
         cpu = max((s.cpu for s in self.sources.values()), default=0.0)
         lag = max((s.lag for s in self.sources.values()), default=0.0)
-        saturated = any(
-            s.hot >= 2 and s.hot >= 0.1 * s.samples for s in self.sources.values()
-        )
+        saturated = any(s.hot >= 2 and s.hot >= 0.1 * s.samples for s in self.sources.values())
         return Health(cpu, lag, saturated)
 
     def result(self, duration: float, users: int = 0) -> RunResult:

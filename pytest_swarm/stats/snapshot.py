@@ -108,6 +108,12 @@ class Snapshot:
         self.setup_failures += other.setup_failures
         self.users = other.users
 
+    def fold_errors(self) -> None:
+        """Keep at most MAX_ERRORS error groups, the rest summed into OTHER_KEY: for totals
+        that accumulate groups interval after interval."""
+        if len(self.errors) > MAX_ERRORS:
+            self.errors = {g.key: g for g in _fold_errors(self.errors)}
+
     def copy(self) -> Snapshot:
         clone = Snapshot(users=self.users)
         clone.merge(self)
@@ -121,7 +127,7 @@ class Snapshot:
         errors = _fold_errors(self.errors)
         return {
             "e": {n: [e.hist.to_wire(), e.failures] for n, e in entries.items()},
-            "x": [[g.name, g.kind, g.message, g.count, g.sample] for g in errors],
+            "x": [[g.name, g.kind, g.message, g.count, g.sample[:MAX_TEXT]] for g in errors],
             "i": self.iterations,
             "u": self.users,
             "s": self.setup_failures,

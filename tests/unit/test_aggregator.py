@@ -1,0 +1,289 @@
+"""Unit tests for pytest_swarm.stats.aggregator: merging the deltas of every worker."""
+
+from __future__ import annotations
+
+import doctest
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import pytest_swarm.stats.aggregator as aggregator_module
+from pytest_swarm.stats.aggregator import Aggregator
+from pytest_swarm.stats.histogram import Histogram
+from pytest_swarm.stats.recorder import MAX_ERROR_GROUPS, Recorder
+from pytest_swarm.stats.result import Health
+from pytest_swarm.stats.snapshot import MAX_ERRORS, Snapshot
+
+START = 100.0
+
+
+def delta(
+    values: list[int] | None = None,
+    name: str = "GET /",
+    failures: int = 0,
+    users: int = 0,
+    iterations: int = 0,
+) -> Snapshot:
+    snap = Snapshot(users=users, iterations=iterations)
+    if values is not None:
+        entry = snap.entry(name)
+        entry.hist.record_values(values)
+        entry.failures = failures
+    return snap
+
+
+def test_module_doctests() -> None:
+    assert doctest.testmod(aggregator_module).failed == 0
+
+
+def test_duplicates_are_merged_once() -> None:
+    # RELIABILITY row 8: a resent delta must not count twice.
+    agg = Aggregator(start=START)
+    d = delta([1000, 2000], failures=1, iterations=2)
+    assert agg.add("gw0", 0, d, now=START + 0.1) is True
+    assert agg.add("gw0", 0, d, now=START + 0.2) is False
+    assert agg.add("gw0", 0, delta([5]), now=START + 0.3, final=True) is False
+    assert agg.duplicates == 2
+    result = agg.result(duration=1.0)
+    assert result.total.count == 2
+    assert result.total.failures == 1
+    assert result.snapshot.iterations == 2
+    assert sum(p.requests for p in result.timeline) == 2
+    # The same seq from another source is not a duplicate.
+    assert agg.add("gw1", 0, d, now=START + 0.4) is True
+    assert agg.result(duration=1.0).total.count == 4
+
+
+@settings(max_examples=50, deadline=None)
+@given(st.permutations(list(range(6))), st.lists(st.integers(0, 5), max_size=4))
+def test_out_of_order_and_duplicated_deltas_give_the_same_totals(
+    order: list[int], dupes: list[int]
+) -> None:
+    deltas = [delta([1000 * (i + 1)] * (i + 1), failures=i % 2, iterations=1) for i in range(6)]
+    agg = Aggregator(start=START)
+    arrivals = [*order, *dupes]
+    for seq in arrivals:
+        agg.add("gw0", seq, deltas[seq], now=START + 1.5, final=seq == 5)
+    assert agg.complete(["gw0"])
+    assert agg.gaps() == {}
+    assert agg.duplicates == len(dupes)
+    expected = Snapshot()
+    for d in deltas:
+        expected.merge(d)
+    result = agg.result(duration=6.0)
+    assert result.snapshot.entries == expected.entries
+    assert result.snapshot.iterations == 6
+    assert result.problems == []
+
+
+def test_gaps_are_reported_naming_the_source() -> None:
+    # RELIABILITY row 9: lost statistics make the result an error, not a silent undercount.
+    agg = Aggregator(start=START)
+    for seq in (0, 1, 3, 6):
+        agg.add("gw1", seq, delta([1000]), now=START + seq)
+    agg.add("gw0", 0, delta([1000]), now=START, final=True)
+    assert agg.gaps() == {"gw1": [2, 4, 5]}
+    problems = agg.result(duration=7.0).problems
+    assert len(problems) == 1
+    assert "gw1" in problems[0] and "2, 4, 5" in problems[0]
+    assert "gw0" not in problems[0]
+
+
+def test_a_missing_seq_below_the_final_one_is_a_gap() -> None:
+    agg = Aggregator(start=START)
+    agg.add("gw0", 2, delta([1]), now=START, final=True)
+    assert agg.gaps() == {"gw0": [0, 1]}
+    assert not agg.complete(["gw0"])
+
+
+def test_many_gaps_are_shortened() -> None:
+    agg = Aggregator(start=START)
+    agg.add("gw3", 30, delta([1]), now=START, final=True)
+    (problem,) = agg.result(duration=1.0).problems
+    assert "gw3" in problem and "0, 1, 2" in problem and problem.endswith("…)")
+    assert "29" not in problem
+
+
+def test_earlier_problems_are_kept() -> None:
+    agg = Aggregator(start=START)
+    agg.problems.append("worker gw0 crashed")
+    assert agg.result(duration=1.0).problems == ["worker gw0 crashed"]
+
+
+def test_complete_needs_the_final_delta_and_every_earlier_one() -> None:
+    agg = Aggregator(start=START)
+    assert not agg.complete(["gw0"])  # nothing yet
+    assert agg.complete([])
+    agg.add("gw0", 1, delta([1]), now=START, final=True)
+    assert not agg.complete(["gw0"])  # seq 0 missing
+    agg.add("gw0", 0, delta([1]), now=START)
+    assert agg.complete(["gw0"])
+    assert not agg.complete(["gw0", "gw1"])  # gw1 never reported
+    agg.add("gw1", 0, delta([1]), now=START)
+    assert not agg.complete(["gw0", "gw1"])  # not final yet
+    agg.add("gw1", 1, delta(), now=START, final=True)
+    assert agg.complete(["gw0", "gw1"])
+    assert agg.gaps() == {}
+
+
+def test_users_are_a_level_per_source_summed() -> None:
+    agg = Aggregator(start=START)
+    agg.add("gw0", 0, delta([1], users=5), now=START + 1.0)
+    agg.add("gw1", 0, delta([1], users=3), now=START + 1.0)
+    assert agg.users == 8
+    agg.add("gw0", 1, delta([1], users=10), now=START + 2.0)
+    assert agg.users == 13
+    # A late (older) delta does not roll the level back.
+    agg.add("gw1", 2, delta([1], users=1), now=START + 2.1)
+    agg.add("gw1", 1, delta([1], users=99), now=START + 2.2)
+    assert agg.users == 11
+    assert agg.totals.users == 11
+    timeline = agg.timeline()
+    assert [p.users for p in timeline] == [8, 11]
+
+
+def test_timeline_has_one_point_per_second() -> None:
+    # A delta arrives at the end of the interval it covers: one arriving at start + 1.0 (or a
+    # little later) holds second 0.
+    agg = Aggregator(start=START)
+    agg.add("gw0", 0, delta([1000, 3000], failures=1), now=START + 1.0)
+    agg.add("gw1", 0, delta([2000]), now=START + 1.3)
+    agg.add("gw0", 1, delta([10_000] * 4), now=START + 3.1)
+    agg.add("gw1", 1, delta(), now=START + 3.2)  # an empty delta still marks the second
+    agg.add("gw1", 2, delta([7]), now=START - 5)  # clock before the start: second 0
+    points = agg.timeline()
+    assert [p.t for p in points] == [0.0, 2.0]
+    first, third = points
+    assert (first.requests, first.failures) == (4, 1)
+    assert first.p50 == 0.001 and first.p95 == 0.003
+    assert (third.requests, third.failures, third.p50, third.p95) == (4, 0, 0.01, 0.01)
+    assert sum(p.requests for p in points) == agg.result(duration=3.0).total.count
+
+
+def test_recent_covers_the_last_complete_seconds() -> None:
+    agg = Aggregator(start=0.0)
+    assert agg.recent(now=0.0) == (0.0, 0, 0, 0.0, 0.0)
+    agg.add("gw0", 0, delta([1000] * 4, failures=1), now=1.0)
+    # During the first second, show what there is.
+    assert agg.recent(now=1.2) == (4.0, 4, 1, 0.001, 0.001)
+    agg.add("gw0", 1, delta([2000] * 2), now=2.0)
+    agg.add("gw0", 2, delta([3000] * 6), now=3.0)
+    agg.add("gw0", 3, delta([9000] * 100), now=3.6)  # the current second: not shown yet
+    rps, requests, failures, p50, p95 = agg.recent(now=3.6)
+    assert (rps, requests, failures) == (12 / 3, 12, 1)
+    assert (p50, p95) == (0.002, 0.003)
+    # A two-second window over seconds 2 and 3.
+    assert agg.recent(now=4.6, window=2)[:3] == (106 / 2, 106, 0)
+    # Seconds before the start do not dilute the rate.
+    assert agg.recent(now=1.7)[:3] == (4.0, 4, 1)
+
+
+@pytest.mark.parametrize(
+    ("samples", "saturated"),
+    [
+        ({}, False),
+        ({"gw0": [(50.0, 0.001)] * 5}, False),
+        ({"gw0": [(90.0, 0.050)] * 5}, False),  # at the limits: not over them
+        ({"gw0": [(99.0, 0.001)]}, False),  # one hiccup does not condemn a run
+        ({"gw0": [(95.0, 0.001)] * 2}, True),
+        ({"gw0": [(10.0, 0.2)] * 2 + [(10.0, 0.001)] * 18}, True),  # 2 of 20 = 10 %
+        ({"gw0": [(10.0, 0.2)] * 2 + [(10.0, 0.001)] * 19}, False),  # 2 of 21 < 10 %
+        ({"gw0": [(99.0, 0.0)], "gw1": [(99.0, 0.0)]}, False),  # counted per worker
+        ({"gw0": [(1.0, 0.0)] * 3, "gw1": [(99.0, 0.0)] * 3}, True),  # the worst worker counts
+    ],
+)
+def test_health_saturated_flag(
+    samples: dict[str, list[tuple[float, float]]], saturated: bool
+) -> None:
+    agg = Aggregator(start=START)
+    for source, pairs in samples.items():
+        for cpu, lag in pairs:
+            agg.set_health(source, cpu, lag)
+    health = agg.health()
+    assert health.saturated is saturated
+    assert agg.result(duration=1.0).health == health
+
+
+def test_health_keeps_the_worst_sample() -> None:
+    agg = Aggregator(start=START)
+    agg.set_health("gw0", 95.0, 0.01)
+    agg.set_health("gw0", 20.0, 0.30)
+    agg.set_health("gw1", 30.0, 0.02)
+    assert agg.health() == Health(cpu_max=95.0, lag_max=0.30, saturated=True)
+    assert Aggregator(start=START).health() == Health()
+
+
+def test_result_is_a_snapshot_copy() -> None:
+    agg = Aggregator(start=START)
+    agg.add("gw0", 0, delta([1000]), now=START)
+    agg.add("gw1", 0, delta([1000]), now=START)
+    result = agg.result(duration=2.0, users=4)
+    assert (result.users, result.workers, result.duration) == (4, 2, 2.0)
+    agg.add("gw0", 1, delta([1000]), now=START + 1)
+    assert result.total.count == 2
+    assert result["GET /"].rps == 1.0
+
+
+@settings(max_examples=30, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from(["gw0", "gw1", "gw2"]),
+            st.lists(st.integers(0, 10_000_000), max_size=5),
+            st.floats(min_value=0, max_value=10, allow_nan=False),
+        ),
+        max_size=20,
+    )
+)
+def test_totals_equal_the_merge_of_all_deltas(arrivals: list[tuple[str, list[int], float]]) -> None:
+    agg = Aggregator(start=0.0)
+    seqs: dict[str, int] = {}
+    all_values: list[int] = []
+    for source, values, now in arrivals:
+        seq = seqs.get(source, 0)
+        seqs[source] = seq + 1
+        agg.add(source, seq, delta(values), now=now)
+        all_values.extend(values)
+    expected = Histogram()
+    expected.record_values(all_values)
+    result: Any = agg.result(duration=10.0)
+    assert result.total.hist == expected
+    assert sum(p.requests for p in result.timeline) == len(all_values)
+    timeline_hist = Histogram()
+    for sec in agg._seconds.values():
+        timeline_hist.merge(sec.hist)
+    assert timeline_hist == expected
+    assert result.problems == []
+
+
+def test_a_result_with_many_error_groups_still_crosses_the_wire() -> None:
+    # Each worker's delta holds at most MAX_ERROR_GROUPS + 1 groups, but the run's totals sum
+    # them over workers and intervals; the result is sent back to the workers all the same.
+    agg = Aggregator(start=START)
+    for w in range(4):
+        rec = Recorder()
+        for i in range(MAX_ERROR_GROUPS):
+            rec.record_failure("GET /items", 0.001, "HTTPError", f"404 for item {w}-{i}")
+        agg.add(f"gw{w}", 0, rec.drain(), now=START + 1.0, final=True)
+    result = agg.result(duration=1.0)
+    assert len(result.snapshot.errors) <= MAX_ERRORS < 4 * MAX_ERROR_GROUPS
+    assert sum(g.count for g in result.snapshot.errors.values()) == 4 * MAX_ERROR_GROUPS
+    back = Snapshot.from_wire(result.snapshot.to_wire())
+    assert back == result.snapshot
+    assert back.total() == result.snapshot.total()
+
+
+def test_error_groups_of_the_totals_stay_bounded_over_a_long_run() -> None:
+    agg = Aggregator(start=START)
+    rec = Recorder()
+    for seq in range(20):
+        rec.add_error("GET /", "HTTPError", "500")  # one frequent group, in every interval
+        for i in range(MAX_ERROR_GROUPS):
+            rec.add_error("GET /items", "HTTPError", f"404 for item {seq}-{i}")
+        agg.add("gw0", seq, rec.drain(), now=START + seq + 1.0)
+        assert len(agg.totals.errors) <= MAX_ERRORS
+    groups = agg.totals.errors
+    assert sum(g.count for g in groups.values()) == 20 * (MAX_ERROR_GROUPS + 1)
+    assert groups[("GET /", "HTTPError", "500")].count == 20
