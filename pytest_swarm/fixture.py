@@ -21,6 +21,7 @@ from .spec import SpecError, WaitSpec, build_spec
 # The engine and the clients pull in gevent and requests: they are imported when a fixture is
 # first used, so that a run without load tests imports neither (and ssl stays unpatched).
 if TYPE_CHECKING:
+    from .clients.fast import FastHttpSession
     from .clients.http import HttpSession
     from .engine.load import LoadOutcome
     from .engine.runner import UserInfo
@@ -62,6 +63,24 @@ def http(request: pytest.FixtureRequest, swarm_user: UserInfo) -> Iterator[HttpS
 
     options = get_options(request.config)
     session = HttpSession(
+        target_url(request),
+        swarm_user.recorder,
+        timeout=options.timeout,
+        max_body=options.max_body,
+    )
+    yield session
+    session.close()
+
+
+@pytest.fixture
+def fast_http(request: pytest.FixtureRequest, swarm_user: UserInfo) -> Iterator[FastHttpSession]:
+    """A fast HTTP/1.1 client per virtual user (gevent sockets + httptools), for
+    throughput-bound tests; same recording and failure semantics as ``http`` (see
+    ``pytest_swarm.clients.fast``)."""
+    from .clients.fast import FastHttpSession
+
+    options = get_options(request.config)
+    session = FastHttpSession(
         target_url(request),
         swarm_user.recorder,
         timeout=options.timeout,

@@ -13,11 +13,11 @@ import pytest
 
 from . import items
 from .engine import patching
-from .fixture import http, swarm, swarm_user
+from .fixture import fast_http, http, swarm, swarm_user
 from .options import add_options
 from .session import get_options, quiet, terminal_writer
 
-__all__ = ["http", "swarm", "swarm_user"]
+__all__ = ["fast_http", "http", "swarm", "swarm_user"]
 
 SECTION = "swarm"
 ACTIVE_KEY = pytest.StashKey[bool]()

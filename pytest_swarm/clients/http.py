@@ -26,52 +26,31 @@ Example:
 
 from __future__ import annotations
 
-import re
+import contextlib
 import time
-from types import TracebackType
 from typing import Any
-from urllib.parse import urlsplit
 
 import requests
 from requests.exceptions import RequestException
 
 from ..defaults import DEFAULT_MAX_BODY, DEFAULT_TIMEOUT
 from ..stats.recorder import Recorder
+from .common import CatchMixin, error_message, join_url, request_name, status_message
+
+__all__ = [
+    "BodyTooLarge",
+    "CatchResponse",
+    "HttpSession",
+    "error_message",
+    "join_url",
+    "request_name",
+]
 
 _CHUNK = 256 * 1024
-_ADDRESS = re.compile(r" at 0x[0-9a-fA-F]+")
 
 
 class BodyTooLarge(RequestException):
     """The response body exceeded ``swarm_max_body``; it was discarded."""
-
-
-def error_message(exc: BaseException) -> str:
-    """A stable message for grouping: object addresses vary from one failure to the next."""
-    text = _ADDRESS.sub("", str(exc))
-    return text.splitlines()[0][:200] if text else type(exc).__name__
-
-
-def request_name(method: str, url: str) -> str:
-    """Default name of a request: ``"GET /path"`` without query string or host.
-
-    Example:
-        >>> request_name("get", "http://example.test/items?page=2")
-        'GET /items'
-    """
-    return f"{method.upper()} {urlsplit(url).path or '/'}"
-
-
-def join_url(base: str | None, url: str) -> str:
-    """Resolve ``url`` against ``base`` unless it is absolute.
-
-    Example:
-        >>> join_url("http://127.0.0.1:8089/api/", "/items")
-        'http://127.0.0.1:8089/api/items'
-    """
-    if not base or urlsplit(url).scheme:
-        return url
-    return base.rstrip("/") + "/" + url.lstrip("/")
 
 
 class HttpSession(requests.Session):
@@ -144,7 +123,7 @@ class HttpSession(requests.Session):
 
 
 def _status_message(response: requests.Response) -> str:
-    return f"{response.status_code} {response.reason or ''}".strip()
+    return status_message(response.status_code, response.reason)
 
 
 def _error_response(method: str, url: str, exc: RequestException) -> requests.Response:
@@ -152,10 +131,9 @@ def _error_response(method: str, url: str, exc: RequestException) -> requests.Re
     response.status_code = 0
     response.url = url
     response.error = exc  # type: ignore[attr-defined]
-    try:
+    # When the URL itself was the problem (no scheme, no host) there is no request to show.
+    with contextlib.suppress(RequestException):
         response.request = requests.Request(method, url).prepare()
-    except RequestException:
-        pass  # the URL itself was the problem (no scheme, no host): no request to show
     response._content = b""
 
     def raise_for_status() -> None:
@@ -165,7 +143,7 @@ def _error_response(method: str, url: str, exc: RequestException) -> requests.Re
     return response
 
 
-class CatchResponse(requests.Response):
+class CatchResponse(CatchMixin, requests.Response):
     """The response of ``catch_response=True``: the ``with`` block decides success or failure.
 
     Example:
@@ -187,44 +165,4 @@ class CatchResponse(requests.Response):
             self.raise_for_status = response.raise_for_status  # type: ignore[method-assign]
         self._swarm = (recorder, name, elapsed)
         self._error = error
-        self._verdict: BaseException | str | bool | None = None
-
-    def success(self) -> None:
-        """Count this request as a success, whatever its status."""
-        self._verdict = True
-
-    def failure(self, reason: BaseException | str) -> None:
-        """Count this request as a failure with ``reason``."""
-        self._verdict = reason
-
-    def __enter__(self) -> CatchResponse:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> bool:
-        recorder, name, elapsed = self._swarm
-        if exc is not None and self._verdict is None:
-            # The block raised: the request fails with that error, and the iteration fails too
-            # but is not counted a second time.
-            recorder.record_failure(name, elapsed, type(exc).__name__, error_message(exc), exc)
-            exc._swarm_recorded = True  # type: ignore[attr-defined]
-            return False
-        verdict = self._verdict
-        if verdict is True:
-            recorder.record(name, elapsed)
-        elif isinstance(verdict, BaseException):
-            recorder.record_failure(name, elapsed, type(verdict).__name__, error_message(verdict))
-        elif isinstance(verdict, str):
-            recorder.record_failure(name, elapsed, "Failure", verdict[:200])
-        elif self._error is not None:
-            err = self._error
-            recorder.record_failure(name, elapsed, type(err).__name__, error_message(err))
-        elif self.status_code >= 400:
-            recorder.record_failure(name, elapsed, "HTTPError", _status_message(self))
-        else:
-            recorder.record(name, elapsed)
-        return False
+        self._verdict = None

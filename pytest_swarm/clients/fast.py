@@ -1,0 +1,433 @@
+"""The ``fast_http`` client: HTTP/1.1 over gevent sockets with httptools' C parser.
+
+For throughput-bound tests, where ``requests`` (≈450 µs of CPU per request) would make the load
+generator the bottleneck. Same recording, naming, failure and ``catch_response`` semantics as
+the ``http`` client; one keep-alive connection per (user, host); chunked and
+content-length bodies; HTTPS through the (gevent-patched) ``ssl`` module; a finite timeout
+per socket operation; a bounded body size; redirects off by default (``allow_redirects=True``
+follows up to 5). A tiny cookie jar keeps ``Set-Cookie`` name=value pairs per user so login
+flows work; there is no proxy support and no retry of a request the server may have seen.
+
+Example:
+    >>> @pytest.mark.load(users=200, duration="30s")          # doctest: +SKIP
+    ... def test_home(fast_http):
+    ...     fast_http.get("/")
+    ...     with fast_http.get("/cart", catch_response=True) as r:
+    ...         if b"empty" in r.content:
+    ...             r.failure("cart lost")
+"""
+
+from __future__ import annotations
+
+import json as jsonlib
+import socket
+import ssl
+import time
+from collections.abc import Mapping
+from typing import Any
+from urllib.parse import urlencode, urlsplit
+
+import httptools
+
+from ..defaults import DEFAULT_MAX_BODY, DEFAULT_TIMEOUT
+from ..stats.recorder import Recorder
+from .common import CatchMixin, error_message, join_url, status_message
+
+USER_AGENT = "pytest-swarm"
+_RECV = 256 * 1024
+_MAX_REDIRECTS = 5
+_REDIRECTS = (301, 302, 303, 307, 308)
+
+
+class FastHttpError(Exception):
+    """Base of the fast client's own errors (connection, protocol, size)."""
+
+
+class ConnectionClosed(FastHttpError):
+    """The server closed the connection before a complete response."""
+
+
+class BodyTooLarge(FastHttpError):
+    """The response body exceeded ``swarm_max_body``; it was discarded."""
+
+
+class FastResponse:
+    """A parsed response. ``headers`` keys are lower-case.
+
+    Example:
+        >>> r = FastResponse(200, "OK", {"content-type": "text/plain"}, b"ok", "http://h/")
+        >>> r.ok, r.text, r.headers["content-type"]
+        (True, 'ok', 'text/plain')
+    """
+
+    __slots__ = ("content", "elapsed", "error", "headers", "reason", "status_code", "url")
+
+    def __init__(
+        self,
+        status_code: int,
+        reason: str,
+        headers: dict[str, str],
+        content: bytes,
+        url: str,
+        error: BaseException | None = None,
+    ) -> None:
+        self.status_code = status_code
+        self.reason = reason
+        self.headers = headers
+        self.content = content
+        self.url = url
+        self.error = error
+        self.elapsed = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None and self.status_code < 400
+
+    @property
+    def text(self) -> str:
+        return self.content.decode("utf-8", "replace")
+
+    def json(self) -> Any:
+        return jsonlib.loads(self.content)
+
+    def raise_for_status(self) -> None:
+        if self.error is not None:
+            raise self.error
+        if self.status_code >= 400:
+            raise FastHttpError(f"{self.status_code} {self.reason} for {self.url}")
+
+    def __repr__(self) -> str:
+        return f"<FastResponse [{self.status_code}]>"
+
+
+class CatchFastResponse(CatchMixin, FastResponse):
+    """``fast_http.get(..., catch_response=True)``: the ``with`` block decides."""
+
+    __slots__ = ("_error", "_swarm", "_verdict")
+
+    def __init__(self, r: FastResponse, recorder: Recorder, name: str, elapsed: float) -> None:
+        super().__init__(r.status_code, r.reason, r.headers, r.content, r.url, r.error)
+        self.elapsed = r.elapsed
+        self._swarm = (recorder, name, elapsed)
+        self._error = r.error
+        self._verdict = None
+
+
+class _Parse:
+    """httptools callbacks for one response; the parser is reused along a connection."""
+
+    __slots__ = ("body", "done", "headers", "max_body", "reason", "size", "too_large")
+
+    def __init__(self, max_body: int) -> None:
+        self.max_body = max_body
+        self.reset()
+
+    def reset(self) -> None:
+        self.headers: dict[str, str] = {}
+        self.body: list[bytes] = []
+        self.size = 0
+        self.reason = ""
+        self.done = False
+        self.too_large = False
+
+    def on_status(self, status: bytes) -> None:
+        self.reason = status.decode("latin-1")
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        key = name.decode("latin-1").lower()
+        text = value.decode("latin-1")
+        # Repeated headers (Set-Cookie) are kept, newline-separated.
+        self.headers[key] = f"{self.headers[key]}\n{text}" if key in self.headers else text
+
+    def on_body(self, body: bytes) -> None:
+        self.size += len(body)
+        if self.size > self.max_body:
+            self.too_large = True
+        elif not self.too_large:
+            self.body.append(body)
+
+    def on_message_complete(self) -> None:
+        self.done = True
+
+
+class _Connection:
+    __slots__ = ("parse", "parser", "sock", "used")
+
+    def __init__(self, sock: socket.socket, max_body: int) -> None:
+        self.sock = sock
+        self.parse = _Parse(max_body)
+        self.parser = httptools.HttpResponseParser(self.parse)
+        self.used = False
+
+
+class FastHttpSession:
+    """One virtual user's fast HTTP client.
+
+    Example:
+        >>> s = FastHttpSession("http://127.0.0.1:8089", Recorder())
+        >>> s.headers["X-Team"] = "perf"          # sent with every request
+    """
+
+    def __init__(
+        self,
+        base_url: str | None,
+        recorder: Recorder,
+        *,
+        timeout: float = DEFAULT_TIMEOUT,
+        max_body: int = DEFAULT_MAX_BODY,
+        verify: bool = True,
+    ) -> None:
+        self.base_url = base_url
+        self.recorder = recorder
+        self.timeout = timeout
+        self.max_body = max_body
+        self.verify = verify
+        self.headers: dict[str, str] = {}
+        self.cookies: dict[str, str] = {}
+        self._connections: dict[tuple[str, str, int], _Connection] = {}
+        self._ssl: ssl.SSLContext | None = None
+
+    # -- public verbs ---------------------------------------------------------------------
+    def get(self, url: str, **kwargs: Any) -> Any:
+        return self.request("GET", url, **kwargs)
+
+    def post(self, url: str, data: Any = None, json: Any = None, **kwargs: Any) -> Any:
+        return self.request("POST", url, data=data, json=json, **kwargs)
+
+    def put(self, url: str, data: Any = None, **kwargs: Any) -> Any:
+        return self.request("PUT", url, data=data, **kwargs)
+
+    def patch(self, url: str, data: Any = None, **kwargs: Any) -> Any:
+        return self.request("PATCH", url, data=data, **kwargs)
+
+    def delete(self, url: str, **kwargs: Any) -> Any:
+        return self.request("DELETE", url, **kwargs)
+
+    def head(self, url: str, **kwargs: Any) -> Any:
+        return self.request("HEAD", url, **kwargs)
+
+    def options(self, url: str, **kwargs: Any) -> Any:
+        return self.request("OPTIONS", url, **kwargs)
+
+    def request(
+        self,
+        method: str,
+        url: str,
+        *,
+        name: str | None = None,
+        catch_response: bool = False,
+        params: Mapping[str, Any] | None = None,
+        headers: Mapping[str, str] | None = None,
+        data: bytes | str | Mapping[str, Any] | None = None,
+        json: Any = None,
+        timeout: float | None = None,
+        allow_redirects: bool = False,
+    ) -> Any:
+        """Send one request, record it, return a :class:`FastResponse` (never raises for
+        HTTP or connection errors: ``status_code`` is 0 and ``error`` set for the latter)."""
+        method = method.upper()
+        full = join_url(self.base_url, url)
+        parts = urlsplit(full)
+        target = parts.path or "/"
+        if name is None:
+            name = f"{method} {target}"
+        query = parts.query
+        if params:
+            query = f"{query}&{urlencode(params, doseq=True)}" if query else urlencode(params)
+        if query:
+            target = f"{target}?{query}"
+        body = _body(data, json)
+        extra = dict(self.headers)
+        if headers:
+            extra.update(headers)
+        if json is not None and not any(k.lower() == "content-type" for k in extra):
+            extra["Content-Type"] = "application/json"
+        elif isinstance(data, Mapping) and not any(k.lower() == "content-type" for k in extra):
+            extra["Content-Type"] = "application/x-www-form-urlencoded"
+        start = time.perf_counter()
+        try:
+            response = self._send(
+                method, parts, target, extra, body, timeout or self.timeout, allow_redirects
+            )
+        except (OSError, FastHttpError, httptools.HttpParserError, ValueError) as exc:
+            elapsed = time.perf_counter() - start
+            response = FastResponse(0, "", {}, b"", full, exc)
+            response.elapsed = elapsed
+            if catch_response:
+                return CatchFastResponse(response, self.recorder, name, elapsed)
+            self.recorder.record_failure(name, elapsed, type(exc).__name__, error_message(exc))
+            return response
+        elapsed = time.perf_counter() - start
+        response.elapsed = elapsed
+        if catch_response:
+            return CatchFastResponse(response, self.recorder, name, elapsed)
+        if response.status_code >= 400:
+            self.recorder.record_failure(
+                name, elapsed, "HTTPError", status_message(response.status_code, response.reason)
+            )
+        else:
+            self.recorder.record(name, elapsed)
+        return response
+
+    def close(self) -> None:
+        for conn in self._connections.values():
+            conn.sock.close()
+        self._connections.clear()
+
+    # -- internals ------------------------------------------------------------------------
+    def _send(
+        self,
+        method: str,
+        parts: Any,
+        target: str,
+        headers: dict[str, str],
+        body: bytes | None,
+        timeout: float,
+        allow_redirects: bool,
+    ) -> FastResponse:
+        for _ in range(_MAX_REDIRECTS + 1):
+            response = self._roundtrip(method, parts, target, headers, body, timeout)
+            if not allow_redirects or response.status_code not in _REDIRECTS:
+                return response
+            location = response.headers.get("location")
+            if not location:
+                return response
+            base = f"{parts.scheme}://{parts.netloc}{target}"
+            nxt = location if urlsplit(location).scheme else join_url(base, location)
+            if location.startswith("/"):
+                nxt = f"{parts.scheme}://{parts.netloc}{location}"
+            parts = urlsplit(nxt)
+            target = parts.path or "/"
+            if parts.query:
+                target = f"{target}?{parts.query}"
+            if response.status_code == 303 or (
+                response.status_code in (301, 302) and method == "POST"
+            ):
+                method, body = "GET", None
+        raise FastHttpError(f"more than {_MAX_REDIRECTS} redirects")
+
+    def _roundtrip(
+        self,
+        method: str,
+        parts: Any,
+        target: str,
+        headers: dict[str, str],
+        body: bytes | None,
+        timeout: float,
+    ) -> FastResponse:
+        scheme = parts.scheme
+        if scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError(f"not an absolute http(s) URL: {parts.geturl()!r}")
+        port = parts.port or (443 if scheme == "https" else 80)
+        key = (scheme, parts.hostname, port)
+        lines = [f"{method} {target} HTTP/1.1\r\nHost: {parts.netloc}\r\n"]
+        if "user-agent" not in (k.lower() for k in headers):
+            lines.append(f"User-Agent: {USER_AGENT}\r\n")
+        for k, v in headers.items():
+            lines.append(f"{k}: {v}\r\n")
+        if self.cookies:
+            lines.append("Cookie: " + "; ".join(f"{k}={v}" for k, v in self.cookies.items()))
+            lines.append("\r\n")
+        if body is not None or method in ("POST", "PUT", "PATCH"):
+            lines.append(f"Content-Length: {len(body or b'')}\r\n")
+        lines.append("\r\n")
+        data = "".join(lines).encode("latin-1") + (body or b"")
+        conn = self._connections.get(key)
+        if conn is not None:
+            try:
+                return self._exchange(conn, key, data, method, timeout, target)
+            except ConnectionClosed:
+                # A kept-alive connection the server had already closed: nothing of this
+                # request was answered, so it is sent again once on a fresh connection.
+                pass
+        conn = self._connect(key, timeout)
+        return self._exchange(conn, key, data, method, timeout, target)
+
+    def _connect(self, key: tuple[str, str, int], timeout: float) -> _Connection:
+        old = self._connections.pop(key, None)
+        if old is not None:
+            old.sock.close()
+        scheme, host, port = key
+        sock = socket.create_connection((host, port), timeout=timeout)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        if scheme == "https":
+            if self._ssl is None:
+                self._ssl = ssl.create_default_context()
+                if not self.verify:
+                    self._ssl.check_hostname = False
+                    self._ssl.verify_mode = ssl.CERT_NONE
+            sock = self._ssl.wrap_socket(sock, server_hostname=host)
+        conn = self._connections[key] = _Connection(sock, self.max_body)
+        return conn
+
+    def _exchange(
+        self,
+        conn: _Connection,
+        key: tuple[str, str, int],
+        data: bytes,
+        method: str,
+        timeout: float,
+        target: str,
+    ) -> FastResponse:
+        sock = conn.sock
+        sock.settimeout(timeout)
+        parse = conn.parse
+        parse.reset()
+        reused, conn.used = conn.used, True
+        received = 0
+        try:
+            sock.sendall(data)
+            while not parse.done:
+                chunk = sock.recv(_RECV)
+                if not chunk:
+                    if received == 0 and reused:
+                        raise ConnectionClosed("kept-alive connection closed by the server")
+                    if conn.parser.get_status_code() and "content-length" not in parse.headers:
+                        break  # body delimited by the end of the connection
+                    raise ConnectionClosed("connection closed before the response was complete")
+                received += len(chunk)
+                if method == "HEAD":
+                    conn.parser.feed_data(chunk)
+                    if parse.headers or conn.parser.get_status_code():
+                        break
+                    continue
+                conn.parser.feed_data(chunk)
+                if parse.too_large:
+                    raise BodyTooLarge(f"response body larger than {parse.max_body} bytes")
+        except BaseException:
+            self._connections.pop(key, None)
+            sock.close()
+            raise
+        status = conn.parser.get_status_code()
+        keep = parse.done and method != "HEAD" and conn.parser.should_keep_alive()
+        if not keep:
+            self._connections.pop(key, None)
+            sock.close()
+        if "set-cookie" in parse.headers:
+            self._store_cookies(parse.headers["set-cookie"])
+        content = b"".join(parse.body)
+        scheme, host, port = key
+        url = f"{scheme}://{host}:{port}{target}"
+        return FastResponse(status, parse.reason, parse.headers, content, url)
+
+    def _store_cookies(self, header: str) -> None:
+        for line in header.split("\n"):
+            pair = line.split(";", 1)[0]
+            if "=" in pair:
+                k, v = pair.split("=", 1)
+                if v.strip():
+                    self.cookies[k.strip()] = v.strip()
+                else:
+                    self.cookies.pop(k.strip(), None)
+
+
+def _body(data: bytes | str | Mapping[str, Any] | None, json: Any) -> bytes | None:
+    if json is not None:
+        return jsonlib.dumps(json, separators=(",", ":")).encode()
+    if data is None:
+        return None
+    if isinstance(data, bytes):
+        return data
+    if isinstance(data, str):
+        return data.encode()
+    return urlencode(data, doseq=True).encode()
