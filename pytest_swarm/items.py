@@ -149,5 +149,13 @@ def _runtest(item: pytest.Function) -> None:
         reasons.append(
             f"{setup_failures} of {definition.spec.users} users failed to set up their fixtures"
         )
+    # A failing fixture teardown is an error in pytest; per user it must not pass unnoticed.
+    teardowns = [g for g in outcome.result.errors if g.name.startswith("teardown: ")]
+    if teardowns:
+        first = teardowns[0]
+        reasons.append(
+            f"{sum(g.count for g in teardowns)} user fixture teardowns failed, "
+            f"e.g. {first.kind}: {first.message}"
+        )
     if reasons:
         pytest.fail("\n".join(reasons), pytrace=False)

@@ -20,7 +20,7 @@ from typing import Any
 
 from ..engine.link import LiveStatus, live_status
 from ..stats.aggregator import Aggregator
-from ..stats.snapshot import Snapshot
+from ..stats.snapshot import check_wire
 from .wire import Message, WireError, encode
 
 Outbox = list[tuple[str, bytes]]
@@ -161,9 +161,8 @@ class Control:
             if agg is None or run.complete or now < run.next_live:
                 continue
             run.next_live = now + self.live_every
-            failures = agg.totals.total().failures
             duration = self.durations.get(run.test, 0.0)
-            lines.append(live_status(agg, run.test, now, duration, failures))
+            lines.append(live_status(agg, run.test, now, duration))
         return out, lines
 
     def _busy(self, worker: str) -> bool:
@@ -230,7 +229,7 @@ class Control:
         source = run.aggregator.sources.get(worker)
         if body["seq"] > (source.next_seq if source else 0) + MAX_SEQ_JUMP:
             raise WireError(f"{run.test}: implausible sequence number {body['seq']} from {worker}")
-        delta = Snapshot.from_wire(body["delta"])
+        delta = check_wire(body["delta"])
         if run.aggregator.add(worker, body["seq"], delta, now, final=final):
             # A resent delta is one interval, not two: its health sample counts once.
             run.aggregator.set_health(worker, float(body["cpu"]), float(body["lag"]))

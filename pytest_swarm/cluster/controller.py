@@ -53,6 +53,13 @@ class ControllerPlugin:
             raise pytest.UsageError(str(exc)) from None
 
     def pytest_configure_node(self, node: Any) -> None:
+        if self.config.getoption("dist") != "load":
+            # Another --dist mode keeps xdist's scheduler (see pytest_xdist_make_scheduler):
+            # nobody broadcasts the load tests or registers workers with the start barrier,
+            # so each load test runs alone in the worker xdist gives it, with the local
+            # aggregator, exactly like a one-process run. Handing such a worker the swarm
+            # endpoint would leave it waiting at a barrier that never releases it.
+            return
         assert self.coordinator is not None
         endpoint = self.coordinator.endpoint.to_dict()
         endpoint["heartbeat_timeout"] = HEARTBEAT_TIMEOUT

@@ -122,9 +122,7 @@ class Coordinator:
         self._auth = ThreadAuthenticator(self.context)
         self._auth.start()
         allowed = {client_public}
-        self._auth.configure_curve_callback(
-            domain="*", credentials_provider=_KeyCheck(allowed)
-        )
+        self._auth.configure_curve_callback(domain="*", credentials_provider=_KeyCheck(allowed))
         self.socket.curve_secretkey = server_secret
         self.socket.curve_publickey = server_public
         self.socket.curve_server = True

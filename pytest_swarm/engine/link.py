@@ -62,9 +62,7 @@ class Link(Protocol):
         """This process cannot take part (its setup failed before the start barrier)."""
 
 
-def live_status(
-    agg: Aggregator, test: str, now: float, duration: float, failures: int
-) -> LiveStatus:
+def live_status(agg: Aggregator, test: str, now: float, duration: float) -> LiveStatus:
     rps, _, _, p50, p95 = agg.recent(now)
     return LiveStatus(
         test=test,
@@ -74,8 +72,8 @@ def live_status(
         rps=rps,
         p50=p50,
         p95=p95,
-        failures=failures,
-        requests=agg.totals.total().hist.total,
+        failures=agg.failures,
+        requests=agg.requests,
     )
 
 
@@ -113,8 +111,7 @@ class LocalLink:
             self._end = now
         elif self.live is not None and now >= self._next_live:
             self._next_live = now + self.live_every
-            failures = agg.totals.total().failures
-            self.live(live_status(agg, self._test, now, self._duration, failures))
+            self.live(live_status(agg, self._test, now, self._duration))
 
     def watch(self, stop: Callable[[str], None]) -> None:
         pass  # nothing outside this process can end the run early (Ctrl-C raises instead)

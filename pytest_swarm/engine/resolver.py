@@ -29,8 +29,12 @@ from typing import Any
 
 import pytest
 from _pytest.fixtures import FixtureDef, FixtureLookupError, resolve_fixture_function
+from gevent import GreenletExit
 
 _NOTSET = object()
+# Stop tearing down (the user is being killed or the run interrupted); anything else a finalizer
+# raises is collected and the remaining finalizers still run.
+_STOPS_USER: tuple[type[BaseException], ...] = (GreenletExit, KeyboardInterrupt, SystemExit)
 
 
 def _is_direct_param(fixturedef: FixtureDef[Any]) -> bool:
@@ -247,7 +251,9 @@ class UserFixtures:
             finalizer = self.finalizers.pop()
             try:
                 finalizer()
-            except Exception as exc:
+            except _STOPS_USER:
+                raise
+            except BaseException as exc:  # pytest.fail() in a teardown is an OutcomeException
                 errors.append(exc)
         self.values.clear()
         return errors

@@ -27,6 +27,12 @@ from ..stats.snapshot import Snapshot
 
 MAX_MESSAGE = 200
 
+# What stops a user rather than failing it. Everything else a body or a fixture raises is that
+# user's failure, BaseException subclasses included: pytest.fail()/pytest.skip() raise pytest's
+# OutcomeException and gevent.Timeout is a BaseException; letting those escape would kill the
+# user greenlet silently, with nothing recorded.
+STOPS_USER: tuple[type[BaseException], ...] = (gevent.GreenletExit, KeyboardInterrupt, SystemExit)
+
 
 @dataclass
 class UserInfo:
@@ -166,7 +172,9 @@ class Runner:
         info = UserInfo(index, self.spec.users, worker=self.worker, recorder=recorder)
         try:
             user = self.factory(info)
-        except Exception as exc:
+        except STOPS_USER:
+            raise
+        except BaseException as exc:
             self.summary.setup_failed += 1
             recorder.setup_failures += 1
             kind, message = describe_error(exc)
@@ -183,7 +191,9 @@ class Runner:
                 t0 = time.perf_counter()
                 try:
                     user.iterate()
-                except Exception as exc:
+                except STOPS_USER:
+                    raise
+                except BaseException as exc:
                     # Failures already recorded by a client (e.g. inside catch_response) are
                     # not counted twice.
                     if not getattr(exc, "_swarm_recorded", False):
@@ -195,7 +205,15 @@ class Runner:
                 info.iteration += 1
                 if limit is not None and info.iteration >= limit:
                     break
-                pause = wait()
+                try:
+                    pause = wait()
+                except Exception as exc:
+                    # A broken wait function (it raised or returned a bad value) is a bug in
+                    # the test: record it where it fails the test, and stop this user rather
+                    # than let the greenlet die unnoticed (or spin without pausing).
+                    kind, message = describe_error(exc)
+                    recorder.record_failure(self.name, 0.0, kind, message, exc)
+                    break
                 if pause > 0:
                     stopping.wait(pause)
                 else:

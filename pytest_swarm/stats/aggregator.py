@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 
 from .histogram import Histogram
 from .result import Health, RunResult, TimelinePoint
-from .snapshot import Snapshot
+from .snapshot import Snapshot, WireDelta
 
 
 @dataclass
@@ -71,6 +71,11 @@ class Aggregator:
         self._seconds: dict[int, _Second] = {}
         self.problems: list[str] = []
         self.duplicates = 0
+        self._users = 0
+        # Running totals for the live line: merging every name's histogram to count would cost
+        # milliseconds per line with hundreds of workers.
+        self.requests = 0
+        self.failures = 0
 
     def source(self, name: str) -> SourceState:
         state = self.sources.get(name)
@@ -78,8 +83,16 @@ class Aggregator:
             state = self.sources[name] = SourceState()
         return state
 
-    def add(self, source: str, seq: int, delta: Snapshot, now: float, final: bool = False) -> bool:
-        """Merge one delta; returns False for a duplicate (already merged)."""
+    def add(
+        self,
+        source: str,
+        seq: int,
+        delta: Snapshot | WireDelta,
+        now: float,
+        final: bool = False,
+    ) -> bool:
+        """Merge one delta (a Snapshot, or a validated wire delta straight off the socket);
+        returns False for a duplicate (already merged)."""
         state = self.source(source)
         if seq in state.seen:
             self.duplicates += 1
@@ -87,17 +100,36 @@ class Aggregator:
         state.seen.add(seq)
         if seq >= state.next_seq:
             state.next_seq = seq + 1
+            self._users += delta.users - state.users  # a running sum: 500 workers, 1 Hz
             state.users = delta.users
         if final:
             state.final_seq = seq
-        self.totals.merge(delta)
-        self.totals.fold_errors()  # each delta is bounded, their sum over a long run is not
         second = self._seconds.setdefault(max(int(now - self.start - self.shift), 0), _Second())
-        for entry in delta.entries.values():
-            second.hist.merge(entry.hist)
-            second.failures += entry.failures
+        if isinstance(delta, WireDelta):
+            self.totals.merge_wire(delta)
+            second.hist.merge_checked(delta.total)
+            failures = delta.failures
+            second.failures += failures
+            self.failures += failures
+            self.requests += delta.total[2]
+        else:
+            self.totals.merge(delta)
+            self._add_second(second, delta)
+            self.requests += sum(e.hist.total for e in delta.entries.values())
+            self.failures += sum(e.failures for e in delta.entries.values())
+        self.totals.fold_errors()  # each delta is bounded, their sum over a long run is not
         self.totals.users = second.users = self.users
         return True
+
+    @staticmethod
+    def _add_second(second: _Second, delta: Snapshot) -> None:
+        if delta.wire_total is not None:
+            second.hist.merge(delta.wire_total)
+            second.failures += sum(e.failures for e in delta.entries.values())
+        else:
+            for entry in delta.entries.values():
+                second.hist.merge(entry.hist)
+                second.failures += entry.failures
 
     CPU_LIMIT = 90.0  # percent of one core
     LAG_LIMIT = 0.050  # seconds
@@ -112,7 +144,8 @@ class Aggregator:
 
     @property
     def users(self) -> int:
-        return sum(s.users for s in self.sources.values())
+        """Users running now: the latest level reported by each source, summed."""
+        return self._users
 
     def complete(self, expected: Iterable[str]) -> bool:
         return all(name in self.sources and self.sources[name].finished for name in expected)

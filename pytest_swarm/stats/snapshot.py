@@ -18,8 +18,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from .histogram import Histogram
+from .histogram import CheckedWire, Histogram
+from .histogram import check_wire as check_hist
 
+_WIRE_KEYS = {"e", "x", "i", "u", "s", "t"}
 # Bounds applied when a snapshot comes off the wire (see from_wire).
 MAX_NAMES = 2_000
 MAX_ERRORS = 500
@@ -71,6 +73,9 @@ class Snapshot:
     # keeps it per worker; within one snapshot it is the number running at its end.
     users: int = 0
     setup_failures: int = 0
+    # All entries merged, when it came ready-made off the wire (the worker computes it, so the
+    # controller's per-second timeline merges one histogram per worker, not one per name).
+    wire_total: Histogram | None = field(default=None, repr=False, compare=False)
 
     def entry(self, name: str) -> Entry:
         found = self.entries.get(name)
@@ -131,42 +136,93 @@ class Snapshot:
             "i": self.iterations,
             "u": self.users,
             "s": self.setup_failures,
+            "t": self.total().hist.to_wire(),
         }
 
     @classmethod
     def from_wire(cls, data: Any) -> Snapshot:
         """Rebuild and validate; raises ``ValueError`` on anything malformed or oversized."""
-        if not isinstance(data, dict) or set(data) != {"e", "x", "i", "u", "s"}:
-            raise ValueError("snapshot: unexpected fields")
-        entries, errors = data["e"], data["x"]
-        if not isinstance(entries, dict) or len(entries) > MAX_NAMES:
-            raise ValueError("snapshot: bad or too many request names")
-        if not isinstance(errors, list) or len(errors) > MAX_ERRORS:
-            raise ValueError("snapshot: bad or too many error groups")
-        for key in ("i", "u", "s"):
-            if type(data[key]) is not int or data[key] < 0:
-                raise ValueError(f"snapshot: field {key!r} must be a non-negative integer")
-        snap = cls(iterations=data["i"], users=data["u"], setup_failures=data["s"])
-        for name, value in entries.items():
-            if not isinstance(name, str) or len(name) > MAX_TEXT:
-                raise ValueError("snapshot: bad request name")
-            if not isinstance(value, list) or len(value) != 2:
-                raise ValueError("snapshot: bad entry")
-            hist = Histogram.from_wire(value[0])
-            failures = value[1]
-            if type(failures) is not int or not 0 <= failures <= hist.total:
-                raise ValueError("snapshot: failures must be between 0 and the request count")
-            snap.entries[name] = Entry(hist, failures)
-        for item in errors:
-            if not isinstance(item, list) or len(item) != 5:
-                raise ValueError("snapshot: bad error group")
-            name, kind, message, count, sample = item
-            if not all(isinstance(s, str) and len(s) <= MAX_TEXT for s in (name, kind, message)):
-                raise ValueError("snapshot: bad error group text")
-            if not isinstance(sample, str) or type(count) is not int or count < 1:
-                raise ValueError("snapshot: bad error group count or sample")
-            snap.add_error(name, kind, message, sample[:MAX_TEXT], count)
+        checked = check_wire(data)
+        snap = cls()
+        snap.merge_wire(checked)
+        snap.users = checked.users
+        snap.wire_total = Histogram()
+        snap.wire_total.merge_checked(checked.total)
         return snap
+
+    def merge_wire(self, delta: WireDelta) -> None:
+        """Merge a validated wire snapshot without building Histograms for it first (the
+        controller's hot path); same result as ``merge(Snapshot.from_wire(...))``."""
+        entries = self.entries
+        for name, hist, failures in delta.entries:
+            entry = entries.get(name)
+            if entry is None:
+                entry = entries[name] = Entry()
+            entry.hist.merge_checked(hist)
+            entry.failures += failures
+        for name, kind, message, count, sample in delta.errors:
+            self.add_error(name, kind, message, sample, count)
+        self.iterations += delta.iterations
+        self.setup_failures += delta.setup_failures
+        self.users = delta.users
+
+
+@dataclass
+class WireDelta:
+    """A snapshot's wire form, validated but not yet turned into objects."""
+
+    entries: list[tuple[str, CheckedWire, int]]
+    errors: list[tuple[str, str, str, int, str]]
+    iterations: int
+    users: int
+    setup_failures: int
+    total: CheckedWire  # all entries merged (computed by the sender, checked here)
+
+    @property
+    def failures(self) -> int:
+        return sum(f for _, _, f in self.entries)
+
+
+def check_wire(data: Any) -> WireDelta:
+    """Validate :meth:`Snapshot.to_wire` output; raises ``ValueError`` on anything malformed
+    or oversized. Bounds: names, error groups, text lengths, histogram layouts."""
+    if not isinstance(data, dict) or set(data) != _WIRE_KEYS:
+        raise ValueError("snapshot: unexpected fields")
+    entries, errors = data["e"], data["x"]
+    if not isinstance(entries, dict) or len(entries) > MAX_NAMES:
+        raise ValueError("snapshot: bad or too many request names")
+    if not isinstance(errors, list) or len(errors) > MAX_ERRORS:
+        raise ValueError("snapshot: bad or too many error groups")
+    for key in ("i", "u", "s"):
+        if type(data[key]) is not int or data[key] < 0:
+            raise ValueError(f"snapshot: field {key!r} must be a non-negative integer")
+    checked_entries = []
+    count = 0
+    for name, value in entries.items():
+        if type(name) is not str or len(name) > MAX_TEXT:
+            raise ValueError("snapshot: bad request name")
+        if type(value) is not list or len(value) != 2:
+            raise ValueError("snapshot: bad entry")
+        hist = check_hist(value[0])
+        failures = value[1]
+        if type(failures) is not int or not 0 <= failures <= hist[2]:
+            raise ValueError("snapshot: failures must be between 0 and the request count")
+        checked_entries.append((name, hist, failures))
+        count += hist[2]
+    checked_errors = []
+    for item in errors:
+        if not isinstance(item, list) or len(item) != 5:
+            raise ValueError("snapshot: bad error group")
+        name, kind, message, n, sample = item
+        if not all(isinstance(s, str) and len(s) <= MAX_TEXT for s in (name, kind, message)):
+            raise ValueError("snapshot: bad error group text")
+        if not isinstance(sample, str) or type(n) is not int or n < 1:
+            raise ValueError("snapshot: bad error group count or sample")
+        checked_errors.append((name, kind, message, n, sample[:MAX_TEXT]))
+    total = check_hist(data["t"])
+    if total[2] != count:
+        raise ValueError("snapshot: the total does not match the entries")
+    return WireDelta(checked_entries, checked_errors, data["i"], data["u"], data["s"], total)
 
 
 def _fold_entries(entries: dict[str, Entry]) -> dict[str, Entry]:

@@ -1,0 +1,201 @@
+"""Aggregator simulator: many fake workers feed the real controller over real ZeroMQ sockets.
+
+The controller side is pytest-swarm's own :class:`Coordinator` (its thread, its ROUTER socket,
+its Control and Aggregator). The workers are DEALER sockets in separate processes (so they do
+not share the controller's GIL), each saying hello, joining one load test's barrier, then
+sending one delta per second with ``--names`` request names of realistic sparse histograms,
+and a final delta. The script reports the controller thread's CPU per second and per merged
+(worker, request name) and checks the merged percentiles against a reference histogram built
+from exactly the same values.
+
+Run:  python benchmarks/aggregator.py [--workers 500 --names 20 --seconds 10]
+"""
+
+from __future__ import annotations
+
+import argparse
+import multiprocessing as mp
+import random
+import time
+from queue import Empty
+from typing import Any
+
+import zmq
+
+from pytest_swarm.cluster.coordinator import Coordinator
+from pytest_swarm.cluster.wire import decode, encode
+from pytest_swarm.stats.histogram import Histogram
+from pytest_swarm.stats.snapshot import Snapshot
+
+TEST = "sim.py::test_load"
+
+
+def make_delta(rng: random.Random, names: int, requests: int) -> Snapshot:
+    """One worker's interval: ``requests`` samples spread over ``names`` request names, with
+    lognormal latencies around 20 ms (a typical sparse interval: tens of buckets per name)."""
+    snap = Snapshot(users=10)
+    per_name = max(requests // names, 1)
+    for i in range(names):
+        values = [int(rng.lognormvariate(9.9, 0.5)) for _ in range(per_name)]
+        entry = snap.entry(f"GET /endpoint/{i}")
+        entry.hist.record_values(values)
+        entry.failures = int(rng.random() < 0.05)
+    return snap
+
+
+def worker_process(args: tuple[str, list[str], int, int, int, int, mp.Queue]) -> None:  # type: ignore[type-arg]
+    address, ids, names, requests, seconds, seed, out = args
+    rng = random.Random(seed)
+    ctx = zmq.Context()
+    socks = {}
+    try:
+        for wid in ids:
+            s = ctx.socket(zmq.DEALER)
+            s.setsockopt(zmq.IDENTITY, wid.encode())
+            s.setsockopt(zmq.LINGER, 5000)
+            s.connect(address)
+            s.send(encode("hello", worker=wid, version="sim", load_tests=[TEST]))
+            socks[wid] = s
+        # Everything is encoded before the clock starts, so the fake workers only move bytes
+        # and do not compete with the controller for the CPU during the measured phase.
+        reference = Histogram()
+        sent = 0
+        frames: list[list[bytes]] = []
+        for second in range(seconds + 1):
+            kind = "final" if second == seconds else "stats"
+            row = []
+            for _ in socks:
+                delta = make_delta(rng, names, requests)
+                for e in delta.entries.values():
+                    reference.merge(e.hist)
+                row.append(
+                    encode(kind, test=TEST, seq=second, delta=delta.to_wire(), cpu=10.0, lag=0.001)
+                )
+                sent += len(delta.entries)
+            frames.append(row)
+        for s in socks.values():
+            assert decode(s.recv()).kind == "welcome"
+            s.send(encode("ready", test=TEST, users=10 * len(socks), duration=float(seconds)))
+        for s in socks.values():
+            while decode(s.recv()).kind != "go":
+                pass
+        start = time.monotonic()
+        for second, row in enumerate(frames):
+            for s, frame in zip(socks.values(), row):
+                s.send(frame)
+            # one interval per second, like real workers
+            pause = start + second + 1 - time.monotonic()
+            if pause > 0 and second < seconds:
+                time.sleep(pause)
+        for s in socks.values():
+            while decode(s.recv()).kind != "ack":
+                pass
+        out.put((reference.to_wire(), sent))
+    finally:
+        for s in socks.values():
+            s.close(linger=0)
+        ctx.term()
+
+
+def _get(queue: Any, procs: list[Any], timeout: float) -> Any:
+    """Next result, or an error as soon as a worker process died without one."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            return queue.get(timeout=0.5)
+        except Empty:
+            dead = [p for p in procs if p.exitcode not in (None, 0)]
+            if dead:
+                raise SystemExit(f"a fake-worker process failed (exit code {dead[0].exitcode})")
+    raise SystemExit("fake workers timed out")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--workers", type=int, default=500)
+    ap.add_argument("--names", type=int, default=20)
+    ap.add_argument("--requests", type=int, default=200, help="requests per worker per second")
+    ap.add_argument("--seconds", type=int, default=10)
+    ap.add_argument("--processes", type=int, default=4)
+    args = ap.parse_args()
+    assert args.seconds <= 120, "bounded runs only"
+
+    coordinator = Coordinator(interval=1.0, heartbeat_timeout=60.0)
+    try:
+        ids = [f"gw{i}" for i in range(args.workers)]
+        for wid in ids:
+            coordinator.expect(wid)
+        # spawn, not fork: a forked child would inherit the controller's ZeroMQ context.
+        spawn = mp.get_context("spawn")
+        queue = spawn.Queue()
+        chunks = [ids[i :: args.processes] for i in range(args.processes)]
+        procs = [
+            spawn.Process(
+                target=worker_process,
+                args=(
+                    (
+                        coordinator.endpoint.address,
+                        chunk,
+                        args.names,
+                        args.requests,
+                        args.seconds,
+                        i,
+                        queue,
+                    ),
+                ),
+            )
+            for i, chunk in enumerate(chunks)
+        ]
+        cpu0 = coordinator.cpu_seconds
+        t0 = time.monotonic()
+        for p in procs:
+            p.start()
+        reference = Histogram()
+        merged_entries = 0
+        for _ in procs:
+            wire, sent = _get(queue, procs, args.seconds + 300)
+            reference.merge(Histogram.from_wire(wire))
+            merged_entries += sent
+        for p in procs:
+            p.join(timeout=60)
+        wall = time.monotonic() - t0
+        # Let the coordinator finish what is queued, then read its CPU.
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            with coordinator._lock:
+                run = coordinator.control.runs.get(TEST)
+                done = run is not None and run.complete
+            if done:
+                break
+            time.sleep(0.05)
+        cpu = coordinator.cpu_seconds - cpu0
+        with coordinator._lock:
+            run = coordinator.control.runs[TEST]
+            assert run.aggregator is not None
+            merged = run.aggregator.totals.total().hist
+    finally:
+        coordinator.close()
+
+    qs = (50, 90, 95, 99, 99.9, 100)
+    ok = all(merged.percentile(q) == reference.percentile(q) for q in qs)
+    ok = ok and merged.total == reference.total
+    per_entry_us = cpu / merged_entries * 1e6
+    load = cpu / args.seconds * 100
+    print(
+        f"workers {args.workers}, names {args.names}, {args.requests} req/worker/s, "
+        f"{args.seconds}s (+ final), wall {wall:.1f}s"
+    )
+    print(f"merged (worker, name) deltas: {merged_entries:,}; requests merged: {merged.total:,}")
+    print(f"controller thread CPU: {cpu:.2f}s = {load:.1f}% of one core over the run")
+    print(f"per (worker, name) delta: {per_entry_us:.1f} us (target <= 20 us)")
+    print("merged percentiles equal the reference: " + ("yes" if ok else "NO"))
+    for q in qs:
+        print(
+            f"  p{q:<5} merged {merged.percentile(q):>9} us   reference {reference.percentile(q):>9} us"
+        )
+    if not ok:
+        raise SystemExit(1)
+
+
+if __name__ == "__main__":
+    main()

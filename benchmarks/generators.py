@@ -1,0 +1,296 @@
+"""Side-by-side load-generator benchmark: pytest-swarm vs Locust vs wrk, in one run.
+
+Started by ``benchmarks/run.sh`` (which installs nginx, wrk and the two virtualenvs and starts
+nginx pinned to CPU 1). Every generator is pinned to CPU 0 with ``taskset``, so its requests per
+second are requests per second per core. Generators are interleaved round by round (so a noisy
+neighbour hurts all of them alike) and the table shows medians and ratios.
+
+Throughput: 50 users, zero wait, ``GET /`` (2-byte body) for ``--duration`` seconds.
+Memory: ``--idle-users`` users waiting 5-10 s between requests, each holding its connection;
+per-user memory = (RSS with N users - RSS with 10 users) / (N - 10).
+
+Every load loop is bounded in time and goes to 127.0.0.1 only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import os
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import xml.etree.ElementTree as ET
+from collections.abc import Callable
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+SCENARIOS = HERE / "scenarios"
+
+
+def pinned(cmd: list[str]) -> list[str]:
+    return ["taskset", "-c", "0", *cmd]
+
+
+def run(cmd: list[str], timeout: float, cwd: Path | None = None) -> str:
+    proc = subprocess.run(
+        cmd, capture_output=True, text=True, timeout=timeout, cwd=cwd, check=False
+    )
+    if proc.returncode not in (0, 1):
+        raise RuntimeError(
+            f"{cmd[:6]} exited {proc.returncode}:\n{proc.stdout[-2000:]}\n{proc.stderr[-2000:]}"
+        )
+    return proc.stdout + proc.stderr
+
+
+class Bench:
+    def __init__(self, args: argparse.Namespace) -> None:
+        self.args = args
+        self.url = f"http://127.0.0.1:{args.port}"
+        self.tmp = Path(tempfile.mkdtemp(prefix="swarm-bench-"))
+
+    # -- pytest-swarm ------------------------------------------------------------------------
+    def swarm(self, test: str, users: int, duration: float) -> tuple[float, Path]:
+        junit = self.tmp / f"{test}.xml"
+        cmd = [
+            str(Path(self.args.swarm_venv) / "bin" / "pytest"),
+            f"{SCENARIOS / 'test_throughput.py'}::{test}",
+            "-p",
+            "no:cacheprovider",
+            "-q",
+            "--swarm-patch=on",
+            f"--swarm-users={users}",
+            f"--swarm-rate={max(users, 1000)}",
+            f"--swarm-duration={duration}s",
+            f"--swarm-host={self.url}",
+            f"--junitxml={junit}",
+        ]
+        run(pinned(cmd), timeout=duration + 120, cwd=self.tmp)
+        props = {p.get("name"): p.get("value") for p in ET.parse(junit).iter("property")}
+        return float(props["swarm_rps"]), junit
+
+    def swarm_fast(self) -> float:
+        return self.swarm("test_fast_http", 50, self.args.duration)[0]
+
+    def swarm_http(self) -> float:
+        return self.swarm("test_http", 50, self.args.duration)[0]
+
+    # -- Locust ------------------------------------------------------------------------------
+    def locust_cmd(self, locustfile: str, users: int, duration: float, prefix: Path) -> list[str]:
+        return [
+            str(Path(self.args.locust_venv) / "bin" / "locust"),
+            "-f",
+            str(SCENARIOS / locustfile),
+            "--headless",
+            "-u",
+            str(users),
+            "-r",
+            str(max(users, 1000)),
+            "-t",
+            f"{int(duration)}s",
+            "--host",
+            self.url,
+            "--csv",
+            str(prefix),
+            "--only-summary",
+            "--loglevel",
+            "ERROR",
+            "--stop-timeout",
+            "2",
+        ]
+
+    def locust(self, locustfile: str) -> float:
+        prefix = self.tmp / Path(locustfile).stem
+        run(
+            pinned(self.locust_cmd(locustfile, 50, self.args.duration, prefix)),
+            timeout=self.args.duration + 120,
+            cwd=self.tmp,
+        )
+        with open(f"{prefix}_stats.csv", newline="") as f:
+            for row in csv.DictReader(f):
+                if row["Name"] == "Aggregated":
+                    return float(row["Requests/s"])
+        raise RuntimeError("no Aggregated row in Locust's CSV")
+
+    def locust_fast(self) -> float:
+        return self.locust("locust_fast.py")
+
+    def locust_http(self) -> float:
+        return self.locust("locust_http.py")
+
+    # -- wrk ---------------------------------------------------------------------------------
+    def wrk(self) -> float:
+        out = run(
+            pinned(["wrk", "-t1", "-c50", f"-d{int(self.args.duration)}s", self.url + "/"]),
+            timeout=self.args.duration + 60,
+        )
+        match = re.search(r"Requests/sec:\s+([\d.]+)", out)
+        if not match:
+            raise RuntimeError(f"cannot read wrk output:\n{out}")
+        return float(match.group(1))
+
+    # -- memory ------------------------------------------------------------------------------
+    def peak_rss(self, cmd: list[str], seconds: float) -> float:
+        """Highest RSS (KiB) of the process while it runs (sampled from /proc)."""
+        proc = subprocess.Popen(
+            pinned(cmd), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=self.tmp
+        )
+        peak = 0.0
+        deadline = time.monotonic() + seconds + 90
+        try:
+            while proc.poll() is None and time.monotonic() < deadline:
+                peak = max(peak, _rss_kib(proc.pid))
+                time.sleep(0.2)
+        finally:
+            if proc.poll() is None:
+                proc.terminate()
+                proc.wait(timeout=30)
+        return peak
+
+    def memory_per_user(self, kind: str, users: int) -> float:
+        d = self.args.idle_duration
+
+        def cmd(n: int) -> list[str]:
+            if kind.startswith("swarm"):
+                test = "test_idle_fast_http" if kind == "swarm_fast" else "test_idle_http"
+                return [
+                    str(Path(self.args.swarm_venv) / "bin" / "pytest"),
+                    f"{SCENARIOS / 'test_throughput.py'}::{test}",
+                    "-p",
+                    "no:cacheprovider",
+                    "-q",
+                    "--swarm-patch=on",
+                    f"--swarm-users={n}",
+                    f"--swarm-rate={max(n, 1000)}",
+                    f"--swarm-duration={d}s",
+                    f"--swarm-host={self.url}",
+                ]
+            locustfile = "locust_idle_fast.py" if kind == "locust_fast" else "locust_idle_http.py"
+            return self.locust_cmd(locustfile, n, d, self.tmp / f"mem-{kind}-{n}")
+
+        small = self.peak_rss(cmd(10), d)
+        large = self.peak_rss(cmd(users), d)
+        return (large - small) / (users - 10)
+
+
+def _rss_kib(pid: int) -> float:
+    """RSS of ``pid`` and its children (Locust may fork), in KiB."""
+    total = 0.0
+    for p in [pid, *_children(pid)]:
+        try:
+            with open(f"/proc/{p}/status") as f:
+                for line in f:
+                    if line.startswith("VmRSS:"):
+                        total += float(line.split()[1])
+        except OSError:
+            pass
+    return total
+
+
+def _children(pid: int) -> list[int]:
+    try:
+        with open(f"/proc/{pid}/task/{pid}/children") as f:
+            kids = [int(x) for x in f.read().split()]
+    except OSError:
+        return []
+    return kids + [g for k in kids for g in _children(k)]
+
+
+def table(
+    title: str, results: dict[str, list[float]], unit: str, base: str, higher_is_better: bool = True
+) -> str:
+    lines = [
+        f"\n{title}",
+        f"{'generator':<34} {'median ' + unit:>16} {'min':>10} {'max':>10} {'x ' + base:>14}",
+    ]
+    ref = statistics.median(results[base])
+    for name, values in results.items():
+        med = statistics.median(values)
+        ratio = med / ref if higher_is_better else ref / med
+        lines.append(
+            f"{name:<34} {med:>16,.1f} {min(values):>10,.1f} {max(values):>10,.1f} {ratio:>13.2f}x"
+        )
+    return "\n".join(lines)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--duration", type=float, default=10.0)
+    ap.add_argument("--port", type=int, default=18080)
+    ap.add_argument("--swarm-venv", required=True)
+    ap.add_argument("--locust-venv", required=True)
+    ap.add_argument("--idle-users", type=int, default=5000)
+    ap.add_argument("--idle-duration", type=float, default=15.0)
+    ap.add_argument("--skip-memory", action="store_true")
+    args = ap.parse_args()
+    assert args.duration <= 60 and args.idle_duration <= 60, "bounded runs only"
+    bench = Bench(args)
+
+    generators: dict[str, Callable[[], float]] = {
+        "Locust HttpUser": bench.locust_http,
+        "pytest-swarm http (requests)": bench.swarm_http,
+        "Locust FastHttpUser": bench.locust_fast,
+        "pytest-swarm fast_http": bench.swarm_fast,
+        "wrk -t1 -c50 (ceiling)": bench.wrk,
+    }
+    rps: dict[str, list[float]] = {name: [] for name in generators}
+    for r in range(args.rounds):
+        for name, fn in generators.items():
+            value = fn()
+            rps[name].append(value)
+            print(f"round {r + 1}/{args.rounds}  {name:<32} {value:>12,.1f} req/s", flush=True)
+    report = [
+        table(
+            "Throughput, requests/s on one core (50 users, zero wait, GET /)",
+            rps,
+            "req/s",
+            "Locust HttpUser",
+        )
+    ]
+    fast_ratio = statistics.median(rps["pytest-swarm fast_http"]) / statistics.median(
+        rps["Locust FastHttpUser"]
+    )
+    http_ratio = statistics.median(rps["pytest-swarm http (requests)"]) / statistics.median(
+        rps["Locust HttpUser"]
+    )
+    report.append(f"\npytest-swarm fast_http / Locust FastHttpUser: {fast_ratio:.2f}x")
+    report.append(f"pytest-swarm http / Locust HttpUser:          {http_ratio:.2f}x")
+
+    if not args.skip_memory:
+        mem: dict[str, list[float]] = {}
+        kinds = {
+            "Locust HttpUser": "locust_http",
+            "pytest-swarm http": "swarm_http",
+            "Locust FastHttpUser": "locust_fast",
+            "pytest-swarm fast_http": "swarm_fast",
+        }
+        for name, kind in kinds.items():
+            mem[name] = [bench.memory_per_user(kind, args.idle_users)]
+            print(f"memory  {name:<32} {mem[name][0]:>8.1f} KiB per idle user", flush=True)
+        report.append(
+            table(
+                f"Memory per idle user, KiB ({args.idle_users} users, wait 5-10 s)",
+                mem,
+                "KiB",
+                "Locust HttpUser",
+                higher_is_better=False,
+            )
+        )
+    text = "\n".join(report)
+    print(text)
+    out = HERE / "results.txt"
+    out.write_text(
+        f"# {time.strftime('%Y-%m-%d %H:%M:%S')}  rounds={args.rounds} "
+        f"duration={args.duration}s\n{text}\n"
+    )
+    print(f"\n(saved to {out})")
+    if os.environ.get("SWARM_BENCH_STRICT"):
+        sys.exit(0 if fast_ratio >= 2 and http_ratio >= 1.1 else 1)
+
+
+if __name__ == "__main__":
+    main()

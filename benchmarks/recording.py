@@ -1,0 +1,96 @@
+"""Micro-benchmark: what recording one request costs on a load generator.
+
+Compares, per request, in nanoseconds (best of several repeats, same process, same values):
+- pytest-swarm ``Recorder.record`` alone (the hot path a client calls per request),
+- the same plus its share of the per-interval fold into the HDR histogram (``drain``),
+- ``hdrh.HdrHistogram.record_value`` (what a naive HDR integration pays per request),
+- a bare ``perf_counter`` pair (the timing every client needs anyway), for scale.
+
+Run:  python benchmarks/recording.py [--requests 200000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import time
+
+from hdrh.histogram import HdrHistogram
+
+from pytest_swarm.stats.recorder import Recorder
+
+
+def best_ns(fn, n: int, repeats: int) -> float:
+    best = float("inf")
+    for _ in range(repeats):
+        t0 = time.perf_counter_ns()
+        fn()
+        best = min(best, (time.perf_counter_ns() - t0) / n)
+    return best
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--requests", type=int, default=200_000)
+    ap.add_argument("--repeats", type=int, default=7)
+    args = ap.parse_args()
+    n = args.requests
+    rng = random.Random(1)
+    # Latencies like a real interval: lognormal around 5 ms, in seconds.
+    samples = [rng.lognormvariate(-5.3, 0.6) for _ in range(n)]
+    names = [("GET /", "GET /items", "POST /cart")[i % 3] for i in range(n)]
+    pairs = list(zip(names, samples))
+
+    def swarm_record() -> None:
+        rec = Recorder()
+        record = rec.record
+        for name, s in pairs:
+            record(name, s)
+
+    def swarm_record_and_fold() -> None:
+        rec = Recorder()
+        record = rec.record
+        for name, s in pairs:
+            record(name, s)
+        rec.drain()
+
+    def hdrh_record() -> None:
+        h = HdrHistogram(1, 3_600_000_000, 3)
+        rv = h.record_value
+        for _, s in pairs:
+            rv(int(s * 1_000_000))
+
+    def empty_loop() -> None:
+        for _name, _s in pairs:
+            pass
+
+    def perf_counter_pair() -> None:
+        pc = time.perf_counter
+        for _ in pairs:
+            pc()
+            pc()
+
+    loop = best_ns(empty_loop, n, args.repeats)
+    rows = [
+        ("perf_counter pair (timing, for scale)", best_ns(perf_counter_pair, n, args.repeats)),
+        ("pytest-swarm Recorder.record", best_ns(swarm_record, n, args.repeats)),
+        (
+            "pytest-swarm record + fold (drain) share",
+            best_ns(swarm_record_and_fold, n, args.repeats),
+        ),
+        ("hdrh HdrHistogram.record_value", best_ns(hdrh_record, n, max(2, args.repeats // 2))),
+    ]
+    # Net of the benchmark's own loop, so each row is what the call itself costs.
+    rows = [(label, max(ns - loop, 0.0)) for label, ns in rows]
+    base = rows[3][1]
+    print(f"(empty loop {loop:.0f} ns per item subtracted from every row)")
+    print(f"{'per request, net':<44} {'ns':>8} {'vs hdrh':>8}")
+    for label, ns in rows:
+        print(f"{label:<44} {ns:>8.0f} {ns / base:>7.2f}x")
+    target = 500
+    net = rows[2][1]
+    print(f"pytest-swarm recording incl. fold: {net:.0f} ns per request (target <= {target} ns)")
+
+
+if __name__ == "__main__":
+    main()
