@@ -81,7 +81,7 @@ def worker_process(args: tuple[str, list[str], int, int, int, int, mp.Queue]) ->
                 pass
         start = time.monotonic()
         for second, row in enumerate(frames):
-            for s, frame in zip(socks.values(), row):
+            for s, frame in zip(socks.values(), row, strict=True):
                 s.send(frame)
             # one interval per second, like real workers
             pause = start + second + 1 - time.monotonic()
@@ -106,7 +106,8 @@ def _get(queue: Any, procs: list[Any], timeout: float) -> Any:
         except Empty:
             dead = [p for p in procs if p.exitcode not in (None, 0)]
             if dead:
-                raise SystemExit(f"a fake-worker process failed (exit code {dead[0].exitcode})")
+                code = dead[0].exitcode
+                raise SystemExit(f"a fake-worker process failed (exit code {code})") from None
     raise SystemExit("fake workers timed out")
 
 
@@ -191,7 +192,8 @@ def main() -> None:
     print("merged percentiles equal the reference: " + ("yes" if ok else "NO"))
     for q in qs:
         print(
-            f"  p{q:<5} merged {merged.percentile(q):>9} us   reference {reference.percentile(q):>9} us"
+            f"  p{q:<5} merged {merged.percentile(q):>9} us   "
+            f"reference {reference.percentile(q):>9} us"
         )
     if not ok:
         raise SystemExit(1)

@@ -39,7 +39,7 @@ def main() -> None:
     # Latencies like a real interval: lognormal around 5 ms, in seconds.
     samples = [rng.lognormvariate(-5.3, 0.6) for _ in range(n)]
     names = [("GET /", "GET /items", "POST /cart")[i % 3] for i in range(n)]
-    pairs = list(zip(names, samples))
+    pairs = list(zip(names, samples, strict=True))
 
     def swarm_record() -> None:
         rec = Recorder()

@@ -23,7 +23,7 @@ from .session import TargetError, check_target, get_options, make_link, terminal
 from .spec import LoadSpec, SpecError, build_spec
 
 if TYPE_CHECKING:
-    pass
+    from .engine.load import LoadOutcome
 
 
 @dataclass(frozen=True)
@@ -44,7 +44,7 @@ def _definition(item: pytest.Function, options: SwarmOptions) -> LoadDefinition:
     assert marker is not None
     if len(marker.args) > 1:
         raise SpecError("load(): only 'users' may be given positionally")
-    kwargs: dict[str, Any] = dict(zip(("users",), marker.args))
+    kwargs: dict[str, Any] = dict(zip(("users",), marker.args, strict=False))
     for key, value in marker.kwargs.items():
         if key in kwargs:
             raise SpecError("load(): 'users' given twice")

@@ -89,7 +89,7 @@ def _is_controller(config: pytest.Config) -> bool:
         return False
     if config.getoption("collectonly", default=False):
         return False
-    return config.getoption("dist", default="no") != "no"
+    return bool(config.getoption("dist", default="no") != "no")
 
 
 @pytest.hookimpl(wrapper=True)

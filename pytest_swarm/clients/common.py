@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import re
-from types import TracebackType
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -69,12 +68,9 @@ class CatchMixin:
     def __enter__(self) -> Any:
         return self
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    def __exit__(self, *exc_info: Any) -> None:
+        # (type, value, traceback), typed loosely to match requests.Response.__exit__.
+        exc: BaseException | None = exc_info[1] if len(exc_info) > 1 else None
         recorder, name, elapsed = self._swarm
         if exc is not None and self._verdict is None:
             # The block raised: the request fails with that error, and the iteration fails too

@@ -13,6 +13,7 @@ refused by the ZAP handler and never gets a byte in or out.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import tempfile
@@ -213,10 +214,9 @@ class Coordinator:
 
     def _send(self, out: Outbox) -> None:
         for worker, frame in out:
-            try:
+            # Unroutable (worker gone) or full: the worker's own timeouts handle it.
+            with contextlib.suppress(zmq.ZMQError):
                 self.socket.send_multipart([worker.encode(), frame], zmq.NOBLOCK)
-            except zmq.ZMQError:
-                pass  # unroutable (worker gone) or full: the worker's own timeouts handle it
 
     def close(self) -> None:
         self._stop.set()

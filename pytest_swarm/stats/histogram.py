@@ -280,13 +280,9 @@ class Histogram:
         if not total:
             return
         counts = self.counts
-        if counts:
-            get = counts.get
-            for index, n in zip(indices, numbers):
-                counts[index] = get(index, 0) + n
-        else:
-            for index, n in zip(indices, numbers):
-                counts[index] = counts.get(index, 0) + n
+        get = counts.get
+        for index, n in zip(indices, numbers, strict=True):
+            counts[index] = get(index, 0) + n
         self.min_us = min_us if self.total == 0 else min(self.min_us, min_us)
         self.max_us = max(self.max_us, max_us)
         self.overflow += overflow

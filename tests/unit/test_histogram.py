@@ -23,10 +23,10 @@ at that rank; both must agree with ours.
 from __future__ import annotations
 
 import contextlib
-from array import array
 import itertools
 import random
 import tracemalloc
+from array import array
 from collections.abc import Sequence
 from functools import reduce
 from typing import Any
