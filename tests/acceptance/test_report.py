@@ -1,0 +1,232 @@
+"""What the user sees (contract items 10 and 11): the live line, the per-request table and the
+objectives in the terminal, the one-line headline with ``-q``, the JUnit properties, and errors
+(no samples, fixtures failing to set up) that are never a pass."""
+
+from __future__ import annotations
+
+import pytest
+
+from pytest_swarm.demo.server import DemoServer
+
+from .harness import JUNIT_PROPERTIES, RunSwarm
+
+
+@pytest.mark.slow
+def test_live_line_then_table_then_objectives(
+    pytester: pytest.Pytester, served: DemoServer, swarm_pytest: RunSwarm
+) -> None:
+    pytester.makepyfile(
+        """
+        import pytest
+
+        @pytest.mark.load(users=3, rate=100, duration="3s", wait=0.05)
+        @pytest.mark.slo("p95 < 60s", "error_rate < 1%")
+        @pytest.mark.slo("p50 < 1ms", request="GET /delay")
+        def test_live(http):
+            http.get("/")
+            http.get("/delay?ms=20")
+        """
+    )
+    run = swarm_pytest()
+    run.result.assert_outcomes(failed=1)
+    run.result.stdout.fnmatch_lines(
+        [
+            "[[]swarm[]] test_live *s/3s  users 3  req/s * p50 * p95 * requests * failures 0",
+            "test_live: 3 users, *s, * requests, 0 failures, * req/s, p95 *",
+            "Name * Requests * Fails * Req/s * p50 * p90 * p95 * p99 * Max",
+            "GET / *",
+            "GET /delay *",
+            "Total *",
+            "Generator: CPU max *%, event-loop lag max *",
+            "Objectives:",
+            "  MISSED  ?GET /delay? p50 < 1ms *measured *",
+            "  met     p95 < 60s *measured *",
+            "  met     error_rate < 1% *measured 0%",
+        ]
+    )
+
+
+@pytest.mark.slow
+def test_quiet_shows_only_the_headline(
+    pytester: pytest.Pytester, served: DemoServer, swarm_pytest: RunSwarm
+) -> None:
+    pytester.makepyfile(
+        """
+        import pytest
+
+        @pytest.mark.load(users=2, rate=100, duration="2500ms", wait=0.05)
+        def test_quiet(http):
+            http.get("/")
+        """
+    )
+    run = swarm_pytest("-q")
+    run.result.assert_outcomes(passed=1)
+    # "*" in front: the headline currently follows the progress dot on the same line.
+    run.result.stdout.fnmatch_lines(["*test_quiet: 2 users, *s, * requests, 0 failures, *"])
+    output = run.output
+    assert "[swarm]" not in output
+    assert "Requests" not in output
+    assert "Objectives:" not in output
+    headlines = [line for line in run.result.outlines if "test_quiet: 2 users" in line]
+    assert len(headlines) == 1
+
+
+def test_junit_properties(
+    pytester: pytest.Pytester, served: DemoServer, swarm_pytest: RunSwarm
+) -> None:
+    pytester.makepyfile(
+        """
+        import pytest
+
+        @pytest.mark.load(users=3, rate=100, duration=1, wait=0.02)
+        def test_props(http):
+            http.get("/delay?ms=10")
+        """
+    )
+    run = swarm_pytest()
+    run.result.assert_outcomes(passed=1)
+    props = run.properties("test_props")
+    missing = [name for name in JUNIT_PROPERTIES if name not in props]
+    assert not missing
+    values = {name: float(props[name]) for name in JUNIT_PROPERTIES}
+    assert values["swarm_users"] == 3
+    assert values["swarm_duration_s"] >= 0.95
+    assert values["swarm_requests"] == served.stats()["total"] > 0
+    assert values["swarm_failures"] == 0
+    assert values["swarm_rps"] == pytest.approx(
+        values["swarm_requests"] / values["swarm_duration_s"], rel=0.01
+    )
+    # The server sleeps 10 ms: every latency is at least that.
+    assert 10 <= values["swarm_p50_ms"] <= values["swarm_p95_ms"]
+    assert values["swarm_p95_ms"] <= values["swarm_p99_ms"] <= values["swarm_max_ms"]
+    testcase = run.testcase("test_props")
+    assert testcase.find("failure") is None and testcase.find("error") is None
+
+
+def test_no_samples_is_an_error_not_a_pass(
+    pytester: pytest.Pytester, served: DemoServer, swarm_pytest: RunSwarm
+) -> None:
+    pytester.makepyfile(
+        """
+        import pytest
+
+        @pytest.mark.load(users=2, rate=100, duration="500ms", wait=0.05)
+        def test_idle(swarm_user):
+            pass
+        """
+    )
+    run = swarm_pytest()
+    run.result.assert_outcomes(errors=1)
+    assert run.result.ret == 1
+    assert "no sample" in run.message("test_idle", "error")
+    assert run.testcase("test_idle").find("failure") is None
+    assert run.prop("test_idle", "swarm_requests") == 0
+
+
+def test_every_user_failing_setup_is_an_error(
+    pytester: pytest.Pytester, served: DemoServer, swarm_pytest: RunSwarm
+) -> None:
+    pytester.makepyfile(
+        """
+        import pytest
+
+        @pytest.fixture
+        def database(http):
+            http.get("/status/200", name="connect")
+            raise RuntimeError("database is down")
+
+        @pytest.mark.load(users=3, rate=100, duration="500ms", wait=0.05)
+        def test_db(database, http):
+            http.get("/")
+        """
+    )
+    run = swarm_pytest()
+    run.result.assert_outcomes(errors=1)
+    assert run.result.ret == 1
+    message = run.message("test_db", "error")
+    assert "none of the 3 users could set up" in message
+    assert "database is down" in message
+    paths = served.stats()["paths"]
+    assert "/" not in paths
+    assert paths["/status/200"] == 3  # each user tried once; nobody retried setup
+    run.result.stdout.fnmatch_lines(["*3 x  ?setup: test_db? RuntimeError: database is down"])
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="product bug: engine/load.py quotes the first error group of the run as the reason "
+    "none of the users could set up, not the setup error (here a 503 recorded just before)",
+)
+def test_setup_error_message_names_the_setup_failure(
+    pytester: pytest.Pytester, served: DemoServer, swarm_pytest: RunSwarm
+) -> None:
+    pytester.makepyfile(
+        """
+        import pytest
+
+        @pytest.fixture
+        def database(http):
+            http.get("/status/503", name="connect")
+            raise RuntimeError("database is down")
+
+        @pytest.mark.load(users=3, rate=100, duration="500ms", wait=0.05)
+        def test_db(database, http):
+            http.get("/")
+        """
+    )
+    run = swarm_pytest()
+    run.result.assert_outcomes(errors=1)
+    assert "database is down" in run.message("test_db", "error")
+
+
+def test_some_users_failing_setup_is_a_failure(
+    pytester: pytest.Pytester, served: DemoServer, swarm_pytest: RunSwarm
+) -> None:
+    pytester.makepyfile(
+        """
+        import pytest
+
+        @pytest.fixture
+        def account(http, swarm_user):
+            if swarm_user.index == 1:
+                raise RuntimeError("no account for user 1")
+            http.post("/login", json={"user": "u"})
+            yield http
+            http.post("/logout")
+
+        @pytest.mark.load(users=3, rate=100, duration="500ms", wait=0.05)
+        def test_accounts(account):
+            account.get("/")
+        """
+    )
+    run = swarm_pytest()
+    run.result.assert_outcomes(failed=1)
+    assert run.result.ret == 1
+    message = run.message("test_accounts")
+    assert "1 of 3 users failed to set up their fixtures" in message
+    assert run.prop("test_accounts", "swarm_setup_failures") == 1
+    stats = served.stats()
+    assert stats["logins"] == stats["logouts"] == 2
+    run.result.stdout.fnmatch_lines(
+        [
+            "*x  ?setup: test_accounts? RuntimeError: no account for user 1",
+            "Users: 2 of 3 started; 1 failed to set up their fixtures*",
+        ]
+    )
+
+
+def test_unresolvable_target_is_an_error(
+    pytester: pytest.Pytester, served: DemoServer, swarm_pytest: RunSwarm
+) -> None:
+    pytester.makepyfile(
+        """
+        import pytest
+
+        @pytest.mark.load(users=2, duration="500ms")
+        def test_nowhere(http):
+            http.get("/")
+        """
+    )
+    run = swarm_pytest("--swarm-host=http://no-such-host.invalid:8080", host=False)
+    run.result.assert_outcomes(errors=1)
+    assert "does not resolve" in run.message("test_nowhere", "error")
