@@ -6,8 +6,9 @@ gevent hub. That needs ``gevent.monkey.patch_all`` *before* conftest files impor
 pytest-xdist 3.8 and gevent 26 (see docs/architecture.md):
 
 - never in an xdist controller (it breaks or hangs execnet);
-- in xdist workers and in one-process runs, with ``thread=False, subprocess=False`` (execnet's
-  IO thread must stay a real thread);
+- in xdist workers and in one-process runs, with ``thread=False, subprocess=False, os=False``
+  (execnet's IO thread must stay a real thread; a patched ``os.close`` hangs the stdlib
+  ``subprocess`` used by test code and by pytester);
 - only when the run will contain load tests, so that installing the plugin does not change a
   suite without load tests (asyncio or threading tests keep their real sockets). Whether it will
   is judged by a cheap scan of the files the run will collect for ``mark.load`` / ``swarm``;
@@ -115,7 +116,10 @@ def patch() -> None:
     from gevent import monkey
 
     if not monkey.is_module_patched("socket"):
-        monkey.patch_all(thread=False, subprocess=False)
+        # os=False: gevent >= 25.8.1 patches os.close to defer closes to the hub, and the
+        # stdlib subprocess (deliberately unpatched) then blocks forever on its exec-error pipe.
+        # signal=False goes with it (gevent warns about patching signal without os).
+        monkey.patch_all(thread=False, subprocess=False, os=False, signal=False)
 
 
 def is_patched() -> bool:

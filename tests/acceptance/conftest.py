@@ -28,8 +28,6 @@ Example:
 
 from __future__ import annotations
 
-import os
-import sys
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
@@ -38,27 +36,6 @@ import pytest
 from pytest_swarm.demo.server import DemoServer
 
 from .harness import EVENT_LOG_MODULE, RUN_TIMEOUT, EventLog, RunSwarm, SwarmRun
-
-
-def _restore_os_close() -> None:
-    """Undo gevent's ``os.close`` patch in *this* (outer) process.
-
-    The plugin's early scan sees ``mark.load`` in the sources these tests generate, so it
-    gevent-patches the outer pytest process too. gevent >= 25.8.1 patches ``os.close`` to defer
-    the close to the event loop; the stdlib ``subprocess`` (left unpatched by the plugin) closes
-    its exec-error pipe and then blocks reading it, so once the hub exists every further
-    ``Popen`` hangs forever (see ``test_patching.py::test_subprocess_after_a_load_test``).
-    pytester spawns a process per test, so the harness restores the real ``os.close`` here.
-    """
-    if "gevent.monkey" not in sys.modules:
-        return
-    from gevent import monkey
-
-    if monkey.is_object_patched("os", "close"):
-        os.close = monkey.get_original("os", "close")
-
-
-_restore_os_close()
 
 
 @pytest.fixture

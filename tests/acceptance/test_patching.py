@@ -203,12 +203,6 @@ def test_patch_off_refuses_to_run_load(
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(
-    strict=True,
-    reason="product bug: patching.patch() lets gevent patch os.close (gevent >= 25.8.1 defers "
-    "the close to the event loop) but not subprocess, so once the hub runs every stdlib "
-    "Popen blocks forever reading its exec-error pipe; fix: patch_all(..., os=False)",
-)
 def test_subprocess_after_a_load_test(
     pytester: pytest.Pytester, served: DemoServer, swarm_pytest: RunSwarm
 ) -> None:
