@@ -42,8 +42,8 @@ _OBJECTIVE_RE = re.compile(
     re.DOTALL,
 )
 _PERCENTILE_RE = re.compile(r"p(\d+(?:\.\d+)?)")
-_TIME_RE = re.compile(rf"{_NUM}\s*(us|µs|ms|s)")
-_TIME_DIVISORS = {"s": 1.0, "ms": 1e3, "us": 1e6, "µs": 1e6}
+_TIME_RE = re.compile(rf"{_NUM}\s*(us|µs|ms|s|m|h)")
+_TIME_DIVISORS = {"h": 1 / 3600, "m": 1 / 60, "s": 1.0, "ms": 1e3, "us": 1e6, "µs": 1e6}
 _PERCENT_RE = re.compile(rf"{_NUM}\s*(%?)")
 _RPS_RE = re.compile(rf"{_NUM}\s*(?:/s)?")
 
@@ -164,8 +164,8 @@ def _parse_value(metric: str, value: str, fail: Callable[[str], ObjectiveError])
             return float(match.group(1)) / _TIME_DIVISORS[match.group(2)]
         if re.fullmatch(_NUM, value):
             hint = f"e.g. '{value}ms' or '{value}s'; a bare number is ambiguous"
-            raise fail(f"expected a time with a unit (us, ms or s), {hint}")
-        raise fail("expected a time >= 0 with unit us, ms or s, e.g. '300ms'")
+            raise fail(f"expected a time with a unit (us, ms, s, m or h), {hint}")
+        raise fail("expected a time >= 0 with unit us, ms, s, m or h, e.g. '300ms'")
     if metric == "error_rate":
         match = _PERCENT_RE.fullmatch(value)
         if match is None:
@@ -199,7 +199,7 @@ def parse_objective(text: str, request: str | None = None) -> Objective:
     ...     parse_objective("p95 < 300")
     ... except ObjectiveError as exc:
     ...     print(exc)  # doctest: +ELLIPSIS
-    invalid objective 'p95 < 300': expected a time with a unit (us, ms or s), ...
+    invalid objective 'p95 < 300': expected a time with a unit (us, ms, s, m or h), ...
     """
 
     def fail(expected: str) -> ObjectiveError:

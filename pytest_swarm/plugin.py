@@ -109,31 +109,35 @@ def pytest_runtest_makereport(
     item: pytest.Item, call: pytest.CallInfo[None]
 ) -> Generator[None, pytest.TestReport, pytest.TestReport]:
     report = yield
-    # The summary travels as a report section, so it reaches the xdist controller too.
-    text = _summary(item, report)
-    if text:
+    # The summary travels as a report section and the JSON document as a report attribute,
+    # so both reach the xdist controller too.
+    results = _results(item, report)
+    if results:
+        from .report.files import result_document
+        from .report.terminal import full_report
+
+        text = "\n\n".join(full_report(label, r, v) for label, _, r, v in results)
         report.sections.append((SECTION, text))
+        if get_options(item.config).json_path:
+            report.swarm_json = [result_document(key, r, v) for _, key, r, v in results]  # type: ignore[attr-defined]
     return report
 
 
-def _summary(item: pytest.Item, report: pytest.TestReport) -> str:
+def _results(item: pytest.Item, report: pytest.TestReport) -> list[tuple[str, str, Any, Any]]:
+    """(label, key, result, verdict) of the load runs this report is about."""
     outcome = item.stash.get(items.OUTCOME_KEY, None)
     if outcome is not None and (
         report.when == "call" or (report.when == "setup" and report.failed)
     ):
-        from .report.terminal import full_report
-
         verdict = item.stash.get(items.VERDICT_KEY, None)
-        return full_report(item.name, outcome.result, verdict)
+        return [(item.name, item.nodeid, outcome.result, verdict)]
     swarm_fixture = getattr(item, "funcargs", {}).get("swarm")
     if report.when == "call" and swarm_fixture is not None:
-        from .report.terminal import full_report
-
-        return "\n\n".join(
-            full_report(f"{item.name} [swarm.run #{i + 1}]", o.result, None)
+        return [
+            (f"{item.name} [swarm.run #{i + 1}]", f"{item.nodeid}#{i + 1}", o.result, None)
             for i, o in enumerate(swarm_fixture.outcomes)
-        )
-    return ""
+        ]
+    return []
 
 
 class SummaryPrinter:
@@ -142,14 +146,25 @@ class SummaryPrinter:
 
     def __init__(self, config: pytest.Config) -> None:
         self.config = config
+        self.documents: list[dict[str, Any]] = []
 
     @pytest.hookimpl(trylast=True)
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        self.documents.extend(getattr(report, "swarm_json", None) or [])
         texts = [content for name, content in report.sections if name == SECTION]
-        if texts and not quiet(self.config):
-            texts = ["\n" + t for t in texts]
         write = terminal_writer(self.config) if texts else None
         if write is None:
             return
         for text in texts:
-            write(text.splitlines()[0] if quiet(self.config) else text)
+            # A blank line first: the progress character of this test is on the current line.
+            write("\n" + (text.splitlines()[0] if quiet(self.config) else text))
+
+    def pytest_sessionfinish(self, session: pytest.Session) -> None:
+        path = get_options(self.config).json_path
+        if path:
+            from .report.files import write_json
+
+            target = write_json(path, self.documents)
+            write = terminal_writer(self.config)
+            if write is not None and not quiet(self.config):
+                write(f"\nswarm: {len(self.documents)} load test result(s) written to {target}")

@@ -149,7 +149,7 @@ def run_load(
     result.users = spec.users
     snap = result.snapshot
     if snap.setup_failures >= spec.users:
-        sample = next(iter(snap.errors.values()), None)
+        sample = next((g for g in result.errors if g.name.startswith("setup: ")), None)
         why = f": {sample.kind}: {sample.message}" if sample else ""
         result.problems.append(f"none of the {spec.users} users could set up its fixtures{why}")
     elif result.total.count == 0:

@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from ..stats.result import EntryResult, RunResult
 
 MAX_ERRORS_SHOWN = 10
+SAMPLE_LINES = 12  # the end of a traceback says where it failed
 
 
 def live_line(s: LiveStatus) -> str:
@@ -68,6 +69,11 @@ def errors_table(result: RunResult) -> str:
     if len(groups) > MAX_ERRORS_SHOWN:
         rest = sum(g.count for g in groups[MAX_ERRORS_SHOWN:])
         lines.append(f"  {rest:>7,} x  ({len(groups) - MAX_ERRORS_SHOWN} more kinds)")
+    sampled = next((g for g in groups if g.sample), None)
+    if sampled is not None:
+        tail = sampled.sample.rstrip().splitlines()[-SAMPLE_LINES:]
+        lines.append(f"Sample traceback of [{sampled.name}] {sampled.kind}:")
+        lines.extend("    " + line for line in tail)
     return "\n".join(lines)
 
 
@@ -86,8 +92,9 @@ def health_line(result: RunResult) -> str:
 def headline(name: str, result: RunResult) -> str:
     t = result.total
     workers = f" on {result.workers} workers" if result.workers > 1 else ""
+    users = f"{result.users} user{'s' if result.users != 1 else ''}"
     return (
-        f"{name}: {result.users} users{workers}, {result.duration:.1f}s, {t.count:,} requests, "
+        f"{name}: {users}{workers}, {result.duration:.1f}s, {t.count:,} requests, "
         f"{t.failures:,} failures, {t.rps:,.1f} req/s, p95 {format_seconds(t.p95)}"
     )
 

@@ -152,11 +152,6 @@ def test_every_user_failing_setup_is_an_error(
     run.result.stdout.fnmatch_lines(["*3 x  ?setup: test_db? RuntimeError: database is down"])
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="product bug: engine/load.py quotes the first error group of the run as the reason "
-    "none of the users could set up, not the setup error (here a 503 recorded just before)",
-)
 def test_setup_error_message_names_the_setup_failure(
     pytester: pytest.Pytester, served: DemoServer, swarm_pytest: RunSwarm
 ) -> None:

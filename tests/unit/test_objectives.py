@@ -136,7 +136,7 @@ def test_parse_scope_conflict() -> None:
     [
         ("p95 < 300", "a bare number is ambiguous"),
         ("mean < 1", "'1ms' or '1s'"),
-        ("p95 < 1m", "unit us, ms or s"),
+        ("p95 < 1d", "unit us, ms, s, m or h"),
         ("p95 < -1ms", "time >= 0"),
         ("p95 < 1e400s", "time"),
         ("p95 < " + "9" * 400 + "s", "finite"),
