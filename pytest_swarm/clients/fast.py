@@ -19,6 +19,7 @@ Example:
 
 from __future__ import annotations
 
+import ipaddress
 import json as jsonlib
 import socket
 import ssl
@@ -348,7 +349,14 @@ class FastHttpSession:
         if old is not None:
             old.sock.close()
         scheme, host, port = key
-        sock = socket.create_connection((host, port), timeout=timeout)
+        family, address = _resolve(host, port)
+        sock = socket.socket(family, socket.SOCK_STREAM)
+        try:
+            sock.settimeout(timeout)
+            sock.connect(address)
+        except BaseException:
+            sock.close()
+            raise
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         if scheme == "https":
             if self._ssl is None:
@@ -419,6 +427,27 @@ class FastHttpSession:
                     self.cookies[k.strip()] = v.strip()
                 else:
                     self.cookies.pop(k.strip(), None)
+
+
+_RESOLVED: dict[tuple[str, int], tuple[int, Any]] = {}
+
+
+def _resolve(host: str, port: int) -> tuple[int, Any]:
+    """(family, address) of ``host``, looked up once per process: thousands of users connecting
+    to one host would otherwise each queue a lookup on gevent's resolver thread pool (time
+    and memory). IP literals need no lookup at all. A load test's target does not move during
+    a run; a host that does is reached at the address it had when the run started."""
+    found = _RESOLVED.get((host, port))
+    if found is None:
+        try:
+            ip = ipaddress.ip_address(host.strip("[]"))
+        except ValueError:
+            family, _, _, _, address = socket.getaddrinfo(host, port, 0, socket.SOCK_STREAM)[0]
+            found = (family, address)
+        else:
+            found = (socket.AF_INET6 if ip.version == 6 else socket.AF_INET, (str(ip), port))
+        _RESOLVED[(host, port)] = found
+    return found
 
 
 def _body(data: bytes | str | Mapping[str, Any] | None, json: Any) -> bytes | None:

@@ -31,6 +31,7 @@ import time
 from typing import Any
 
 import requests
+from requests.adapters import HTTPAdapter
 from requests.exceptions import RequestException
 
 from ..defaults import DEFAULT_MAX_BODY, DEFAULT_TIMEOUT
@@ -70,6 +71,19 @@ class HttpSession(requests.Session):
         self.default_timeout = timeout
         self.max_body = max_body
         self.trust_env = False
+        # Each adapter owns a pool manager: with thousands of idle users the unused one is
+        # kilobytes each. The other scheme's adapter is mounted on first use (get_adapter).
+        scheme = "https://" if (base_url or "").lower().startswith("https://") else "http://"
+        for prefix in ("http://", "https://"):
+            if prefix != scheme:
+                del self.adapters[prefix]
+
+    def get_adapter(self, url: str) -> Any:
+        lowered = url.lower()
+        for prefix in ("https://", "http://"):
+            if lowered.startswith(prefix) and prefix not in self.adapters:
+                self.mount(prefix, HTTPAdapter())
+        return super().get_adapter(url)
 
     def request(  # type: ignore[override]
         self,

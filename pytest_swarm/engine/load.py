@@ -34,6 +34,8 @@ class Task:
 class PytestUser:
     """One virtual user: its own fixture instances and the body (or weighted bodies)."""
 
+    __slots__ = ("_calls", "_weights", "fixtures", "tasks")
+
     def __init__(self, plan: FixturePlan, info: UserInfo, tasks: list[Task]) -> None:
         self.fixtures: UserFixtures = plan.new_user(extra={"swarm_user": info})
         self.tasks = tasks

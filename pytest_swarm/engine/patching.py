@@ -23,11 +23,13 @@ Example:
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 import sys
 from collections.abc import Iterable, Sequence
 from pathlib import Path
+from typing import Any
 
 # Cheap and deliberately generous: a false positive only costs patching a run that did not need
 # it; a false negative is caught before the load test runs (ensure_patched raises).
@@ -120,6 +122,37 @@ def patch() -> None:
         # stdlib subprocess (deliberately unpatched) then blocks forever on its exec-error pipe.
         # signal=False goes with it (gevent warns about patching signal without os).
         monkey.patch_all(thread=False, subprocess=False, os=False, signal=False)
+        _numeric_hosts_skip_the_resolver()
+
+
+def _numeric_hosts_skip_the_resolver() -> None:
+    """gevent resolves every name, IP literals included, on a thread pool of ~10 threads:
+    thousands of users opening connections to ``127.0.0.1`` queue there (seconds of start-up,
+    kilobytes per waiting user). An IP literal needs no resolution: the blocking C call with
+    AI_NUMERICHOST answers at once without touching the network; names still go to gevent."""
+    import socket
+
+    from gevent import monkey
+
+    if getattr(socket.getaddrinfo, "_swarm_numeric", False):
+        return
+    resolve = socket.getaddrinfo
+    numeric = monkey.get_original("socket", "getaddrinfo")
+
+    def getaddrinfo(
+        host: Any, port: Any, family: int = 0, type: int = 0, proto: int = 0, flags: int = 0
+    ) -> Any:
+        if isinstance(host, str):
+            try:
+                ipaddress.ip_address(host)
+            except ValueError:
+                pass
+            else:
+                return numeric(host, port, family, type, proto, flags | socket.AI_NUMERICHOST)
+        return resolve(host, port, family, type, proto, flags)
+
+    getaddrinfo._swarm_numeric = True  # type: ignore[attr-defined]
+    socket.getaddrinfo = getaddrinfo
 
 
 def is_patched() -> bool:

@@ -138,6 +138,9 @@ class UserRequest:
     """The ``request`` a per-user fixture sees: pytest's request for everything read-only,
     this user's state for ``param``, ``addfinalizer`` and ``getfixturevalue``."""
 
+    # Thousands of users each hold a few of these: no per-instance __dict__.
+    __slots__ = ("_base", "_fixturedef", "_user", "fixturename", "param", "param_index")
+
     def __init__(
         self, user: UserFixtures, fixturename: str | None, fixturedef: FixtureDef[Any] | None
     ) -> None:
@@ -180,6 +183,8 @@ class UserRequest:
 
 class UserFixtures:
     """One virtual user's fixture values and finalizers."""
+
+    __slots__ = ("_resolving", "finalizers", "plan", "values")
 
     def __init__(self, plan: FixturePlan, extra: dict[str, Any]) -> None:
         self.plan = plan
