@@ -25,7 +25,8 @@ import socket
 import ssl
 import time
 from collections.abc import Mapping
-from typing import Any
+from functools import lru_cache
+from typing import Any, NamedTuple
 from urllib.parse import urlencode, urlsplit
 
 import httptools
@@ -38,6 +39,7 @@ USER_AGENT = "pytest-swarm"
 _RECV = 256 * 1024
 _MAX_REDIRECTS = 5
 _REDIRECTS = (301, 302, 303, 307, 308)
+_MAX_CACHED_HEADS = 256
 
 
 class FastHttpError(Exception):
@@ -61,24 +63,38 @@ class FastResponse:
         (True, 'ok', 'text/plain')
     """
 
-    __slots__ = ("content", "elapsed", "error", "headers", "reason", "status_code", "url")
+    __slots__ = ("_headers", "_raw", "content", "elapsed", "error", "reason", "status_code", "url")
 
     def __init__(
         self,
         status_code: int,
         reason: str,
-        headers: dict[str, str],
+        headers: dict[str, str] | list[tuple[bytes, bytes]],
         content: bytes,
         url: str,
         error: BaseException | None = None,
     ) -> None:
         self.status_code = status_code
         self.reason = reason
-        self.headers = headers
+        # Raw (name, value) pairs from the parser are decoded only if the test reads headers.
+        self._headers: dict[str, str] | None = headers if isinstance(headers, dict) else None
+        self._raw: list[tuple[bytes, bytes]] = headers if isinstance(headers, list) else []
         self.content = content
         self.url = url
         self.error = error
         self.elapsed = 0.0
+
+    @property
+    def headers(self) -> dict[str, str]:
+        """Lower-case names; a repeated header (Set-Cookie) is joined with newlines."""
+        if self._headers is None:
+            headers: dict[str, str] = {}
+            for raw_name, raw_value in self._raw:
+                key = raw_name.decode("latin-1").lower()
+                text = raw_value.decode("latin-1")
+                headers[key] = f"{headers[key]}\n{text}" if key in headers else text
+            self._headers = headers
+        return self._headers
 
     @property
     def ok(self) -> bool:
@@ -107,7 +123,8 @@ class CatchFastResponse(CatchMixin, FastResponse):
     __slots__ = ("_error", "_swarm", "_verdict")
 
     def __init__(self, r: FastResponse, recorder: Recorder, name: str, elapsed: float) -> None:
-        super().__init__(r.status_code, r.reason, r.headers, r.content, r.url, r.error)
+        super().__init__(r.status_code, r.reason, r._raw, r.content, r.url, r.error)
+        self._headers = r._headers
         self.elapsed = r.elapsed
         self._swarm = (recorder, name, elapsed)
         self._error = r.error
@@ -117,28 +134,39 @@ class CatchFastResponse(CatchMixin, FastResponse):
 class _Parse:
     """httptools callbacks for one response; the parser is reused along a connection."""
 
-    __slots__ = ("body", "done", "headers", "max_body", "reason", "size", "too_large")
+    __slots__ = (
+        "body",
+        "done",
+        "headers",
+        "keep_alive",
+        "max_body",
+        "parser",
+        "reason",
+        "size",
+        "status",
+        "too_large",
+    )
 
     def __init__(self, max_body: int) -> None:
         self.max_body = max_body
+        self.parser: Any = None  # the HttpResponseParser feeding this object
         self.reset()
 
     def reset(self) -> None:
-        self.headers: dict[str, str] = {}
+        self.headers: list[tuple[bytes, bytes]] = []
         self.body: list[bytes] = []
         self.size = 0
         self.reason = ""
         self.done = False
         self.too_large = False
+        self.keep_alive = False
+        self.status = 0
 
     def on_status(self, status: bytes) -> None:
         self.reason = status.decode("latin-1")
 
     def on_header(self, name: bytes, value: bytes) -> None:
-        key = name.decode("latin-1").lower()
-        text = value.decode("latin-1")
-        # Repeated headers (Set-Cookie) are kept, newline-separated.
-        self.headers[key] = f"{self.headers[key]}\n{text}" if key in self.headers else text
+        self.headers.append((name, value))
 
     def on_body(self, body: bytes) -> None:
         self.size += len(body)
@@ -148,6 +176,10 @@ class _Parse:
             self.body.append(body)
 
     def on_message_complete(self) -> None:
+        # Read here: llhttp resets its state once the message is complete, after which
+        # should_keep_alive() answers False.
+        self.keep_alive = self.parser.should_keep_alive()
+        self.status = self.parser.get_status_code()
         self.done = True
 
 
@@ -158,6 +190,7 @@ class _Connection:
         self.sock = sock
         self.parse = _Parse(max_body)
         self.parser = httptools.HttpResponseParser(self.parse)
+        self.parse.parser = self.parser
         self.used = False
 
 
@@ -186,6 +219,7 @@ class FastHttpSession:
         self.headers: dict[str, str] = {}
         self.cookies: dict[str, str] = {}
         self._connections: dict[tuple[str, str, int], _Connection] = {}
+        self._heads: dict[tuple[str, str, str], bytes] = {}
         self._ssl: ssl.SSLContext | None = None
 
     # -- public verbs ---------------------------------------------------------------------
@@ -228,30 +262,26 @@ class FastHttpSession:
         HTTP or connection errors: ``status_code`` is 0 and ``error`` set for the latter)."""
         method = method.upper()
         full = join_url(self.base_url, url)
-        parts = urlsplit(full)
-        target = parts.path or "/"
-        if name is None:
-            name = f"{method} {target}"
-        query = parts.query
-        if params:
-            query = f"{query}&{urlencode(params, doseq=True)}" if query else urlencode(params)
-        if query:
-            target = f"{target}?{query}"
-        body = _body(data, json)
-        extra = dict(self.headers)
-        if headers:
-            extra.update(headers)
-        if json is not None and not any(k.lower() == "content-type" for k in extra):
-            extra["Content-Type"] = "application/json"
-        elif isinstance(data, Mapping) and not any(k.lower() == "content-type" for k in extra):
-            extra["Content-Type"] = "application/x-www-form-urlencoded"
         start = time.perf_counter()
         try:
+            route = _route(full)
+            target = route.path
+            if name is None:
+                name = f"{method} {target}"
+            query = route.query
+            if params:
+                query = f"{query}&{urlencode(params, doseq=True)}" if query else urlencode(params)
+            if query:
+                target = f"{target}?{query}"
+            body = _body(data, json)
+            extra = self._extra_headers(headers, json, data)
             response = self._send(
-                method, parts, target, extra, body, timeout or self.timeout, allow_redirects
+                method, route, target, extra, body, timeout or self.timeout, allow_redirects
             )
         except (OSError, FastHttpError, httptools.HttpParserError, ValueError) as exc:
             elapsed = time.perf_counter() - start
+            if name is None:
+                name = f"{method} {url}"
             response = FastResponse(0, "", {}, b"", full, exc)
             response.elapsed = elapsed
             if catch_response:
@@ -270,6 +300,22 @@ class FastHttpSession:
             self.recorder.record(name, elapsed)
         return response
 
+    def _extra_headers(
+        self, headers: Mapping[str, str] | None, json: Any, data: Any
+    ) -> dict[str, str] | None:
+        """Session headers + this request's; None when there are none (the common case, whose
+        request head is cached)."""
+        if not (self.headers or headers or json is not None or isinstance(data, Mapping)):
+            return None
+        extra = dict(self.headers)
+        if headers:
+            extra.update(headers)
+        if json is not None and not any(k.lower() == "content-type" for k in extra):
+            extra["Content-Type"] = "application/json"
+        elif isinstance(data, Mapping) and not any(k.lower() == "content-type" for k in extra):
+            extra["Content-Type"] = "application/x-www-form-urlencoded"
+        return extra
+
     def close(self) -> None:
         for conn in self._connections.values():
             conn.sock.close()
@@ -279,60 +325,77 @@ class FastHttpSession:
     def _send(
         self,
         method: str,
-        parts: Any,
+        route: _Route,
         target: str,
-        headers: dict[str, str],
+        headers: dict[str, str] | None,
         body: bytes | None,
         timeout: float,
         allow_redirects: bool,
     ) -> FastResponse:
         for _ in range(_MAX_REDIRECTS + 1):
-            response = self._roundtrip(method, parts, target, headers, body, timeout)
+            response = self._roundtrip(method, route, target, headers, body, timeout)
             if not allow_redirects or response.status_code not in _REDIRECTS:
                 return response
             location = response.headers.get("location")
             if not location:
                 return response
-            base = f"{parts.scheme}://{parts.netloc}{target}"
-            nxt = location if urlsplit(location).scheme else join_url(base, location)
-            if location.startswith("/"):
-                nxt = f"{parts.scheme}://{parts.netloc}{location}"
-            parts = urlsplit(nxt)
-            target = parts.path or "/"
-            if parts.query:
-                target = f"{target}?{parts.query}"
+            origin = f"{route.scheme}://{route.netloc}"
+            if urlsplit(location).scheme:
+                nxt = location
+            elif location.startswith("/"):
+                nxt = origin + location
+            else:
+                nxt = join_url(origin + target.rsplit("/", 1)[0], location)
+            route = _route(nxt)
+            target = f"{route.path}?{route.query}" if route.query else route.path
             if response.status_code == 303 or (
                 response.status_code in (301, 302) and method == "POST"
             ):
                 method, body = "GET", None
         raise FastHttpError(f"more than {_MAX_REDIRECTS} redirects")
 
+    def _head(
+        self,
+        method: str,
+        route: _Route,
+        target: str,
+        headers: dict[str, str] | None,
+        body: bytes | None,
+    ) -> bytes:
+        """The request line and headers, without the cookie line and the final CRLF; cached
+        for requests without extra headers or body (most load-test requests)."""
+        cacheable = headers is None and body is None
+        if cacheable:
+            found = self._heads.get((method, route.netloc, target))
+            if found is not None:
+                return found
+        lines = [f"{method} {target} HTTP/1.1\r\nHost: {route.netloc}\r\n"]
+        if not headers or "user-agent" not in (k.lower() for k in headers):
+            lines.append(f"User-Agent: {USER_AGENT}\r\n")
+        for k, v in (headers or {}).items():
+            lines.append(f"{k}: {v}\r\n")
+        if body is not None or method in ("POST", "PUT", "PATCH"):
+            lines.append(f"Content-Length: {len(body or b'')}\r\n")
+        head = "".join(lines).encode("latin-1")
+        if cacheable and len(self._heads) < _MAX_CACHED_HEADS:
+            self._heads[(method, route.netloc, target)] = head
+        return head
+
     def _roundtrip(
         self,
         method: str,
-        parts: Any,
+        route: _Route,
         target: str,
-        headers: dict[str, str],
+        headers: dict[str, str] | None,
         body: bytes | None,
         timeout: float,
     ) -> FastResponse:
-        scheme = parts.scheme
-        if scheme not in ("http", "https") or not parts.hostname:
-            raise ValueError(f"not an absolute http(s) URL: {parts.geturl()!r}")
-        port = parts.port or (443 if scheme == "https" else 80)
-        key = (scheme, parts.hostname, port)
-        lines = [f"{method} {target} HTTP/1.1\r\nHost: {parts.netloc}\r\n"]
-        if "user-agent" not in (k.lower() for k in headers):
-            lines.append(f"User-Agent: {USER_AGENT}\r\n")
-        for k, v in headers.items():
-            lines.append(f"{k}: {v}\r\n")
+        head = self._head(method, route, target, headers, body)
         if self.cookies:
-            lines.append("Cookie: " + "; ".join(f"{k}={v}" for k, v in self.cookies.items()))
-            lines.append("\r\n")
-        if body is not None or method in ("POST", "PUT", "PATCH"):
-            lines.append(f"Content-Length: {len(body or b'')}\r\n")
-        lines.append("\r\n")
-        data = "".join(lines).encode("latin-1") + (body or b"")
+            cookie = "; ".join(f"{k}={v}" for k, v in self.cookies.items())
+            head += f"Cookie: {cookie}\r\n".encode("latin-1")
+        data = head + b"\r\n" + body if body else head + b"\r\n"
+        key = route.key
         conn = self._connections.get(key)
         if conn is not None:
             try:
@@ -381,52 +444,81 @@ class FastHttpSession:
         sock.settimeout(timeout)
         parse = conn.parse
         parse.reset()
+        feed = conn.parser.feed_data
         reused, conn.used = conn.used, True
         received = 0
         try:
-            sock.sendall(data)
+            # One plain send nearly always takes the whole request; sendall's extra Python
+            # layers are only paid when it does not.
+            sent = sock.send(data)
+            if sent < len(data):
+                sock.sendall(data[sent:])
             while not parse.done:
                 chunk = sock.recv(_RECV)
                 if not chunk:
                     if received == 0 and reused:
                         raise ConnectionClosed("kept-alive connection closed by the server")
-                    if conn.parser.get_status_code() and "content-length" not in parse.headers:
+                    if conn.parser.get_status_code() and not _has(parse.headers, b"content-length"):
                         break  # body delimited by the end of the connection
                     raise ConnectionClosed("connection closed before the response was complete")
                 received += len(chunk)
-                if method == "HEAD":
-                    conn.parser.feed_data(chunk)
-                    if parse.headers or conn.parser.get_status_code():
-                        break
-                    continue
-                conn.parser.feed_data(chunk)
+                feed(chunk)
+                if method == "HEAD" and parse.headers:
+                    break  # no body follows, whatever Content-Length says
                 if parse.too_large:
                     raise BodyTooLarge(f"response body larger than {parse.max_body} bytes")
         except BaseException:
             self._connections.pop(key, None)
             sock.close()
             raise
-        status = conn.parser.get_status_code()
-        keep = parse.done and method != "HEAD" and conn.parser.should_keep_alive()
-        if not keep:
+        status = parse.status if parse.done else conn.parser.get_status_code()
+        if not (parse.done and parse.keep_alive) or method == "HEAD":
             self._connections.pop(key, None)
             sock.close()
-        if "set-cookie" in parse.headers:
-            self._store_cookies(parse.headers["set-cookie"])
-        content = b"".join(parse.body)
+        raw = parse.headers
+        for name, value in raw:
+            if len(name) == 10 and name.lower() == b"set-cookie":
+                self._store_cookie(value.decode("latin-1"))
+        content = b"".join(parse.body) if len(parse.body) != 1 else parse.body[0]
         scheme, host, port = key
-        url = f"{scheme}://{host}:{port}{target}"
-        return FastResponse(status, parse.reason, parse.headers, content, url)
+        return FastResponse(status, parse.reason, raw, content, f"{scheme}://{host}:{port}{target}")
 
-    def _store_cookies(self, header: str) -> None:
-        for line in header.split("\n"):
-            pair = line.split(";", 1)[0]
-            if "=" in pair:
-                k, v = pair.split("=", 1)
-                if v.strip():
-                    self.cookies[k.strip()] = v.strip()
-                else:
-                    self.cookies.pop(k.strip(), None)
+    def _store_cookie(self, line: str) -> None:
+        pair = line.split(";", 1)[0]
+        if "=" in pair:
+            k, v = pair.split("=", 1)
+            if v.strip():
+                self.cookies[k.strip()] = v.strip()
+            else:
+                self.cookies.pop(k.strip(), None)
+
+
+class _Route(NamedTuple):
+    """What a URL says about where to send a request (parsed once per distinct URL)."""
+
+    scheme: str
+    host: str
+    port: int
+    netloc: str
+    path: str
+    query: str
+
+    @property
+    def key(self) -> tuple[str, str, int]:
+        return (self.scheme, self.host, self.port)
+
+
+@lru_cache(maxsize=4096)
+def _route(url: str) -> _Route:
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(f"not an absolute http(s) URL: {url!r}")
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    return _Route(parts.scheme, parts.hostname, port, parts.netloc, parts.path or "/", parts.query)
+
+
+def _has(headers: list[tuple[bytes, bytes]], name: bytes) -> bool:
+    return any(k.lower() == name for k, _ in headers)
 
 
 _RESOLVED: dict[tuple[str, int], tuple[int, Any]] = {}
