@@ -174,6 +174,15 @@ class Control:
         ) or any(r.release_time is None and worker in r.ready for r in self.runs.values())
 
     # -- handlers -------------------------------------------------------------------------
+    def _alive(self) -> set[str]:
+        """Workers the barriers wait for: given the load tests, welcomed, not gone. A worker
+        that was refused at hello (another version) never takes part, so never blocks."""
+        return {
+            w
+            for w in self.expected
+            if (state := self.workers.get(w)) is not None and state.gone is None
+        }
+
     def _hello(self, worker: str, body: dict[str, Any], now: float) -> Outbox:
         tests = body["load_tests"]
         if not all(isinstance(t, str) for t in tests):
@@ -204,7 +213,7 @@ class Control:
         return []
 
     def _maybe_release(self, run: TestRun, now: float) -> Outbox:
-        alive = {w for w in self.expected if self.workers.get(w, WorkerState(0)).gone is None}
+        alive = self._alive()
         answered = set(run.ready) | set(run.aborted)
         if not alive <= answered or not answered:
             return []
@@ -263,7 +272,7 @@ class Control:
         return self._answer_claims(item)
 
     def _ping(self, worker: str, body: dict[str, Any], now: float) -> Outbox:
-        return []
+        return [(worker, encode("pong"))]
 
     # -- completion -----------------------------------------------------------------------
     def _maybe_complete(self, run: TestRun, now: float) -> Outbox:
@@ -279,7 +288,7 @@ class Control:
         """Once every live worker that runs the load tests has finished ``item``, the
         lowest-ranked of them reports it; the others stay silent."""
         claimed = self.claims.get(item, set())
-        alive = {w for w in self.expected if self.workers.get(w, WorkerState(0)).gone is None}
+        alive = self._alive()
         if not claimed or not alive <= claimed:
             return []
         # A claimant that died while waiting for the answer cannot report: prefer live ones.

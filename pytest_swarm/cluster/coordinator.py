@@ -162,7 +162,10 @@ class Coordinator:
     def _serve(self) -> None:
         poller = zmq.Poller()
         poller.register(self.socket, zmq.POLLIN)
-        next_tick = time.monotonic() + self.control.interval
+        # Heartbeats and liveness run every second whatever the report interval: workers
+        # declare a controller dead after a few silent seconds.
+        every = min(self.control.interval, 1.0)
+        next_tick = time.monotonic() + every
         cpu0 = time.thread_time()
         while not self._stop.is_set():
             try:
@@ -178,7 +181,7 @@ class Coordinator:
                 out += self._pending
                 self._pending = []
                 if now >= next_tick:
-                    next_tick = now + self.control.interval
+                    next_tick = now + every
                     more, lines = self.control.tick(now)
                     out += more
             self._send(out)

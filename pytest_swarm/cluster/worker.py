@@ -17,7 +17,7 @@ import pytest
 from _pytest.runner import runtestprotocol
 
 from ..session import LINK_FACTORY_KEY
-from .agent import Agent, AgentLink
+from .agent import Agent, AgentLink, LinkError
 
 
 def uses_load(item: pytest.Item) -> bool:
@@ -34,6 +34,7 @@ class WorkerPlugin:
         self.endpoint = endpoint
         self.agent: Agent | None = None
         self.load_ids: set[str] = set()
+        self.refused: str | None = None  # why the controller would not take this worker
         config.stash[LINK_FACTORY_KEY] = self._link
 
     def _agent(self) -> Agent:
@@ -46,16 +47,23 @@ class WorkerPlugin:
         return self.agent
 
     def _link(self, key: str) -> AgentLink:
+        if self.refused is not None:
+            raise LinkError(self.refused)
         return AgentLink(self._agent(), key)
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_collection_finish(self, session: pytest.Session) -> None:
         self.load_ids = {item.nodeid for item in session.items if uses_load(item)}
-        self._agent().hello(sorted(self.load_ids))
+        try:
+            self._agent().hello(sorted(self.load_ids))
+        except LinkError as exc:
+            # Not an internal error: every load test of this worker fails with the reason
+            # (a version mismatch, an unreachable aggregator), the others run as usual.
+            self.refused = str(exc)
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_runtest_protocol(self, item: pytest.Item, nextitem: pytest.Item | None) -> Any:
-        if item.nodeid not in self.load_ids:
+        if item.nodeid not in self.load_ids or self.refused is not None:
             return None
         reports = runtestprotocol(item, nextitem=nextitem, log=False)
         if self._agent().claim(item.nodeid):

@@ -149,6 +149,9 @@ def run_load(
         raise
     result = link.finish()
     result.users = spec.users
+    if summary.stop_reason:
+        # Ended before its duration (a lost worker, a silent controller): never a pass.
+        result.problems.append(f"the load stopped early on {share.worker}: {summary.stop_reason}")
     snap = result.snapshot
     if snap.setup_failures >= spec.users:
         sample = next((g for g in result.errors if g.name.startswith("setup: ")), None)
