@@ -395,6 +395,13 @@ class FastHttpSession:
             cookie = "; ".join(f"{k}={v}" for k, v in self.cookies.items())
             head += f"Cookie: {cookie}\r\n".encode("latin-1")
         data = head + b"\r\n" + body if body else head + b"\r\n"
+        return self.exchange(route, data, method, timeout, target)
+
+    def exchange(
+        self, route: _Route, data: bytes, method: str, timeout: float, target: str
+    ) -> FastResponse:
+        """Send ready-made request bytes on this user's connection to ``route`` and parse the
+        answer (the transport under the ``http`` client uses this too)."""
         key = route.key
         conn = self._connections.get(key)
         if conn is not None:
