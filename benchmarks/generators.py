@@ -133,22 +133,28 @@ class Bench:
         return float(match.group(1))
 
     # -- memory ------------------------------------------------------------------------------
-    def peak_rss(self, cmd: list[str], seconds: float) -> float:
-        """Highest RSS (KiB) of the process while it runs (sampled from /proc)."""
+    def steady_rss(self, cmd: list[str], seconds: float) -> float:
+        """RSS (KiB) once every user is spawned and idle: the median of the samples taken in
+        the second half of the load (from /proc, every 0.2 s). The peak would include the
+        transient buffers of thousands of users connecting at once."""
         proc = subprocess.Popen(
             pinned(cmd), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=self.tmp
         )
-        peak = 0.0
-        deadline = time.monotonic() + seconds + 90
+        samples: list[tuple[float, float]] = []
+        start = time.monotonic()
+        deadline = start + seconds + 90
         try:
             while proc.poll() is None and time.monotonic() < deadline:
-                peak = max(peak, _rss_kib(proc.pid))
+                rss = _rss_kib(proc.pid)
+                if rss:
+                    samples.append((time.monotonic() - start, rss))
                 time.sleep(0.2)
         finally:
             if proc.poll() is None:
                 proc.terminate()
                 proc.wait(timeout=30)
-        return peak
+        window = [rss for t, rss in samples if seconds * 0.5 <= t <= seconds * 0.95]
+        return statistics.median(window or [rss for _, rss in samples] or [0.0])
 
     def memory_per_user(self, kind: str, users: int) -> float:
         d = self.args.idle_duration
@@ -171,8 +177,8 @@ class Bench:
             locustfile = "locust_idle_fast.py" if kind == "locust_fast" else "locust_idle_http.py"
             return self.locust_cmd(locustfile, n, d, self.tmp / f"mem-{kind}-{n}")
 
-        small = self.peak_rss(cmd(10), d)
-        large = self.peak_rss(cmd(users), d)
+        small = self.steady_rss(cmd(10), d)
+        large = self.steady_rss(cmd(users), d)
         return (large - small) / (users - 10)
 
 
@@ -226,6 +232,7 @@ def main() -> None:
     ap.add_argument("--idle-users", type=int, default=5000)
     ap.add_argument("--idle-duration", type=float, default=15.0)
     ap.add_argument("--skip-memory", action="store_true")
+    ap.add_argument("--skip-throughput", action="store_true")
     args = ap.parse_args()
     assert args.duration <= 60 and args.idle_duration <= 60, "bounded runs only"
     bench = Bench(args)
@@ -238,27 +245,30 @@ def main() -> None:
         "wrk -t1 -c50 (ceiling)": bench.wrk,
     }
     rps: dict[str, list[float]] = {name: [] for name in generators}
-    for r in range(args.rounds):
+    for r in range(0 if args.skip_throughput else args.rounds):
         for name, fn in generators.items():
             value = fn()
             rps[name].append(value)
             print(f"round {r + 1}/{args.rounds}  {name:<32} {value:>12,.1f} req/s", flush=True)
-    report = [
-        table(
-            "Throughput, requests/s on one core (50 users, zero wait, GET /)",
-            rps,
-            "req/s",
-            "Locust HttpUser",
+    report: list[str] = []
+    fast_ratio = http_ratio = 0.0
+    if not args.skip_throughput:
+        report.append(
+            table(
+                "Throughput, requests/s on one core (50 users, zero wait, GET /)",
+                rps,
+                "req/s",
+                "Locust HttpUser",
+            )
         )
-    ]
-    fast_ratio = statistics.median(rps["pytest-swarm fast_http"]) / statistics.median(
-        rps["Locust FastHttpUser"]
-    )
-    http_ratio = statistics.median(rps["pytest-swarm http (requests)"]) / statistics.median(
-        rps["Locust HttpUser"]
-    )
-    report.append(f"\npytest-swarm fast_http / Locust FastHttpUser: {fast_ratio:.2f}x")
-    report.append(f"pytest-swarm http / Locust HttpUser:          {http_ratio:.2f}x")
+        fast_ratio = statistics.median(rps["pytest-swarm fast_http"]) / statistics.median(
+            rps["Locust FastHttpUser"]
+        )
+        http_ratio = statistics.median(rps["pytest-swarm http (requests)"]) / statistics.median(
+            rps["Locust HttpUser"]
+        )
+        report.append(f"\npytest-swarm fast_http / Locust FastHttpUser: {fast_ratio:.2f}x")
+        report.append(f"pytest-swarm http / Locust HttpUser:          {http_ratio:.2f}x")
 
     if not args.skip_memory:
         mem: dict[str, list[float]] = {}

@@ -37,7 +37,7 @@ _OPTIONS: list[tuple[str, str, str]] = [
     ("report-interval", "seconds between statistics deltas (default 1)", ""),
     ("patch", "gevent monkey-patching: auto (default), on, off", ""),
     ("bind", "aggregator address for xdist runs (default: ipc in a private directory)", ""),
-    ("advertise", "host workers connect to when --swarm-bind is not loopback", ""),
+    ("advertise", "host workers connect to for a tcp:// --swarm-bind (default: its host)", ""),
     ("json", "write every load test's full results (timeline included) to this JSON file", ""),
 ]
 
@@ -54,7 +54,7 @@ def add_options(parser: pytest.Parser) -> None:
         action="append",
         default=[],
         metavar="EXPR",
-        help='objective added to every load test, e.g. "p95<500ms" (repeatable)',
+        help='objective added to every marker-form load test, e.g. "p95<500ms" (repeatable)',
     )
     parser.addini("swarm_slo", "objectives added to every load test", type="linelist")
     parser.addini("swarm_max_body", f"max response body bytes (default {DEFAULT_MAX_BODY})")

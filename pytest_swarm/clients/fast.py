@@ -27,13 +27,13 @@ import time
 from collections.abc import Mapping
 from functools import lru_cache
 from typing import Any, NamedTuple
-from urllib.parse import urlencode, urlsplit
+from urllib.parse import urlencode, urljoin, urlsplit
 
 import httptools
 
 from ..defaults import DEFAULT_MAX_BODY, DEFAULT_TIMEOUT
 from ..stats.recorder import Recorder
-from .common import CatchMixin, error_message, join_url, status_message
+from .common import CatchMixin, error_message, join_url, request_name, status_message
 
 USER_AGENT = "pytest-swarm"
 _RECV = 256 * 1024
@@ -48,6 +48,11 @@ class FastHttpError(Exception):
 
 class ConnectionClosed(FastHttpError):
     """The server closed the connection before a complete response."""
+
+
+class _StaleConnection(ConnectionClosed):
+    """A kept-alive connection turned out closed before any byte of the answer: the request
+    can be sent again on a new connection."""
 
 
 class BodyTooLarge(FastHttpError):
@@ -138,6 +143,7 @@ class _Parse:
         "body",
         "done",
         "headers",
+        "headers_done",
         "keep_alive",
         "max_body",
         "parser",
@@ -158,6 +164,7 @@ class _Parse:
         self.size = 0
         self.reason = ""
         self.done = False
+        self.headers_done = False
         self.too_large = False
         self.keep_alive = False
         self.status = 0
@@ -167,6 +174,9 @@ class _Parse:
 
     def on_header(self, name: bytes, value: bytes) -> None:
         self.headers.append((name, value))
+
+    def on_headers_complete(self) -> None:
+        self.headers_done = True
 
     def on_body(self, body: bytes) -> None:
         self.size += len(body)
@@ -270,7 +280,8 @@ class FastHttpSession:
                 name = f"{method} {target}"
             query = route.query
             if params:
-                query = f"{query}&{urlencode(params, doseq=True)}" if query else urlencode(params)
+                encoded = urlencode(params, doseq=True)
+                query = f"{query}&{encoded}" if query else encoded
             if query:
                 target = f"{target}?{query}"
             body = _body(data, json)
@@ -281,7 +292,7 @@ class FastHttpSession:
         except (OSError, FastHttpError, httptools.HttpParserError, ValueError) as exc:
             elapsed = time.perf_counter() - start
             if name is None:
-                name = f"{method} {url}"
+                name = request_name(method, full)
             response = FastResponse(0, "", {}, b"", full, exc)
             response.elapsed = elapsed
             if catch_response:
@@ -339,14 +350,7 @@ class FastHttpSession:
             location = response.headers.get("location")
             if not location:
                 return response
-            origin = f"{route.scheme}://{route.netloc}"
-            if urlsplit(location).scheme:
-                nxt = location
-            elif location.startswith("/"):
-                nxt = origin + location
-            else:
-                nxt = join_url(origin + target.rsplit("/", 1)[0], location)
-            route = _route(nxt)
+            route = _route(urljoin(f"{route.scheme}://{route.netloc}{target}", location))
             target = f"{route.path}?{route.query}" if route.query else route.path
             if response.status_code == 303 or (
                 response.status_code in (301, 302) and method == "POST"
@@ -369,8 +373,11 @@ class FastHttpSession:
             found = self._heads.get((method, route.netloc, target))
             if found is not None:
                 return found
-        lines = [f"{method} {target} HTTP/1.1\r\nHost: {route.netloc}\r\n"]
-        if not headers or "user-agent" not in (k.lower() for k in headers):
+        names = {k.lower() for k in headers} if headers else set()
+        lines = [f"{method} {target} HTTP/1.1\r\n"]
+        if "host" not in names:
+            lines.append(f"Host: {route.netloc}\r\n")
+        if "user-agent" not in names:
             lines.append(f"User-Agent: {USER_AGENT}\r\n")
         for k, v in (headers or {}).items():
             lines.append(f"{k}: {v}\r\n")
@@ -407,7 +414,7 @@ class FastHttpSession:
         if conn is not None:
             try:
                 return self._exchange(conn, key, data, method, timeout, target)
-            except ConnectionClosed:
+            except _StaleConnection:
                 # A kept-alive connection the server had already closed: nothing of this
                 # request was answered, so it is sent again once on a fresh connection.
                 pass
@@ -464,13 +471,17 @@ class FastHttpSession:
                 chunk = sock.recv(_RECV)
                 if not chunk:
                     if received == 0 and reused:
-                        raise ConnectionClosed("kept-alive connection closed by the server")
-                    if conn.parser.get_status_code() and not _has(parse.headers, b"content-length"):
+                        raise _StaleConnection("kept-alive connection closed by the server")
+                    if (
+                        parse.headers_done
+                        and not _has(parse.headers, b"content-length")
+                        and not _has(parse.headers, b"transfer-encoding")
+                    ):
                         break  # body delimited by the end of the connection
                     raise ConnectionClosed("connection closed before the response was complete")
                 received += len(chunk)
                 feed(chunk)
-                if method == "HEAD" and parse.headers:
+                if method == "HEAD" and parse.headers_done:
                     break  # no body follows, whatever Content-Length says
                 if parse.too_large:
                     raise BodyTooLarge(f"response body larger than {parse.max_body} bytes")

@@ -84,6 +84,25 @@ class ControllerPlugin:
             reason = "finished" if error is None else f"crashed: {error}"
             self.coordinator.worker_down(str(node.gateway.id), reason)
 
+    def pytest_keyboard_interrupt(self, excinfo: Any) -> None:
+        """Ctrl-C: what the swarm measured so far, from the controller's aggregator (the
+        workers are interrupted too and report nothing)."""
+        if self.coordinator is None:
+            return
+        from ..report.terminal import full_report
+
+        write = terminal_writer(self.config, suspend_capture=False)
+        for name, result in self.coordinator.running_results():
+            if write is not None:
+                write("\nINTERRUPTED " + full_report(name, result, None))
+
+    def pytest_terminal_summary(self, terminalreporter: Any) -> None:
+        if self.coordinator is not None and self.coordinator.rejected:
+            terminalreporter.write_line(
+                f"swarm: the aggregator dropped {self.coordinator.rejected} malformed or "
+                "unexpected message(s)"
+            )
+
     def pytest_unconfigure(self, config: pytest.Config) -> None:
         if self.coordinator is not None:
             self.coordinator.close()

@@ -54,11 +54,6 @@ class Endpoint:
         }
 
 
-def _is_loopback(bind: str) -> bool:
-    host = bind.split("://", 1)[-1].rsplit(":", 1)[0].strip("[]")
-    return host in ("127.0.0.1", "localhost", "::1") or host.startswith("127.")
-
-
 class Coordinator:
     """Owns the ROUTER socket and the thread that serves it."""
 
@@ -153,6 +148,20 @@ class Coordinator:
     def has_hello(self, worker: str) -> bool:
         with self._lock:
             return self.control.has_hello(worker)
+
+    def running_results(self) -> list[tuple[str, Any]]:
+        """(test, merged result so far) of load tests still running."""
+        now = time.monotonic()
+        with self._lock:
+            found = []
+            for run in self.control.runs.values():
+                if run.aggregator is not None and not run.complete and run.release_time:
+                    result = run.aggregator.result(duration=now - run.release_time)
+                    result.workers = len(run.released)
+                    result.users = next(iter(run.ready.values()), 0)
+                    result.problems.append("interrupted (Ctrl-C)")
+                    found.append((run.test, result))
+            return found
 
     @property
     def rejected(self) -> int:
