@@ -27,6 +27,7 @@ from requests.adapters import BaseAdapter
 from requests.cookies import extract_cookies_to_jar
 from requests.exceptions import ConnectionError as RequestsConnectionError
 from requests.exceptions import (
+    ContentDecodingError,
     InvalidSchema,
     InvalidURL,
     ProxyError,
@@ -130,14 +131,28 @@ class FastTransportAdapter(BaseAdapter):
                 body = body.encode("utf-8")
             elif hasattr(body, "read"):
                 body = body.read()
+                if isinstance(body, str):
+                    body = body.encode("utf-8")
             else:
                 body = b"".join(part.encode() if isinstance(part, str) else part for part in body)
-        lines = [f"{method} {target} HTTP/1.1\r\nHost: {route.netloc}\r\n"]
+        # The body is sent whole: an iterable one (which requests marks chunked) gets a
+        # Content-Length instead of its Transfer-Encoding.
+        own_length = body is not None and "content-length" not in request.headers
+        host = route.netloc
+        lines = []
         for name, value in request.headers.items():
-            if name.lower() != "host":
+            if isinstance(name, bytes):
+                name = name.decode("latin-1")
+            if isinstance(value, bytes):
+                value = value.decode("latin-1")
+            lower = name.lower()
+            if lower == "host":
+                host = value  # a Host header the test sets wins, as with urllib3
+            elif not (own_length and lower == "transfer-encoding"):
                 lines.append(f"{name}: {value}\r\n")
-        if body and "content-length" not in request.headers:
-            lines.append(f"Content-Length: {len(body)}\r\n")
+        lines.insert(0, f"{method} {target} HTTP/1.1\r\nHost: {host}\r\n")
+        if own_length:
+            lines.append(f"Content-Length: {len(body or b'')}\r\n")
         lines.append("\r\n")
         data = "".join(lines).encode("latin-1") + (body or b"")
         connect_timeout, read_timeout = (
@@ -162,10 +177,21 @@ class FastTransportAdapter(BaseAdapter):
         response = requests.Response()
         response.status_code = answer.status_code
         response.reason = answer.reason
-        headers = answer.headers
-        response.headers = CaseInsensitiveDict(headers)
-        response.encoding = get_encoding_from_headers(response.headers)
-        response._content = _decode(answer.content, headers.get("content-encoding"))
+        # Repeated headers are joined with ", " and names keep their case, as urllib3 does.
+        headers: CaseInsensitiveDict[str] = CaseInsensitiveDict()
+        for raw_name, raw_value in answer._raw:
+            name = raw_name.decode("latin-1")
+            value = raw_value.decode("latin-1")
+            previous = headers.get(name)
+            headers[name] = value if previous is None else f"{previous}, {value}"
+        response.headers = headers
+        response.encoding = get_encoding_from_headers(headers)
+        try:
+            response._content = _decode(answer.content, headers.get("content-encoding"))
+        except zlib.error as exc:
+            raise ContentDecodingError(
+                f"failed to decode the response body: {exc}", request=request
+            ) from None
         response._content_consumed = True  # type: ignore[attr-defined]
         raw = _Raw(answer._raw, answer.status_code, answer.reason)
         response.raw = raw
