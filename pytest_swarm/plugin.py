@@ -13,7 +13,7 @@ import pytest
 
 from . import items
 from .engine import patching
-from .fixture import fast_http, http, swarm, swarm_user
+from .fixture import Swarm, fast_http, http, swarm, swarm_user
 from .options import add_options
 from .session import get_options, quiet, terminal_writer
 
@@ -132,7 +132,8 @@ def _results(item: pytest.Item, report: pytest.TestReport) -> list[tuple[str, st
         verdict = item.stash.get(items.VERDICT_KEY, None)
         return [(item.name, item.nodeid, outcome.result, verdict)]
     swarm_fixture = getattr(item, "funcargs", {}).get("swarm")
-    if report.when == "call" and swarm_fixture is not None:
+    # A project may define its own fixture named "swarm": only ours has load runs.
+    if report.when == "call" and isinstance(swarm_fixture, Swarm):
         return [
             (f"{item.name} [swarm.run #{i + 1}]", f"{item.nodeid}#{i + 1}", o.result, None)
             for i, o in enumerate(swarm_fixture.outcomes)

@@ -180,7 +180,9 @@ class Agent:
         self._closed.set()
         for g in self._greenlets:
             g.kill(block=False)
-        self.socket.close(linger=1000)
+        # Everything that matters was acknowledged (final delta, result, claim): do not wait
+        # for heartbeats still queued at shutdown.
+        self.socket.close(linger=0)
         self.context.term()
 
 
