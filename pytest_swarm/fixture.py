@@ -61,13 +61,7 @@ def http(request: pytest.FixtureRequest, swarm_user: UserInfo) -> Iterator[HttpS
     ``pytest_swarm.clients.http``)."""
     from .clients.http import HttpSession
 
-    options = get_options(request.config)
-    session = HttpSession(
-        target_url(request),
-        swarm_user.recorder,
-        timeout=options.timeout,
-        max_body=options.max_body,
-    )
+    session = _user_client(request, swarm_user, HttpSession)
     yield session
     session.close()
 
@@ -79,15 +73,20 @@ def fast_http(request: pytest.FixtureRequest, swarm_user: UserInfo) -> Iterator[
     ``pytest_swarm.clients.fast``)."""
     from .clients.fast import FastHttpSession
 
+    session = _user_client(request, swarm_user, FastHttpSession)
+    yield session
+    session.close()
+
+
+def _user_client(request: pytest.FixtureRequest, swarm_user: UserInfo, factory: Any) -> Any:
+    """One user's client of either kind, aimed at the target, recording for this user."""
     options = get_options(request.config)
-    session = FastHttpSession(
+    return factory(
         target_url(request),
         swarm_user.recorder,
         timeout=options.timeout,
         max_body=options.max_body,
     )
-    yield session
-    session.close()
 
 
 class Swarm:

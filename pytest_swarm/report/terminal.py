@@ -72,7 +72,7 @@ def errors_table(result: RunResult) -> str:
     sampled = next((g for g in groups if g.sample), None)
     if sampled is not None:
         tail = sampled.sample.rstrip().splitlines()[-SAMPLE_LINES:]
-        lines.append(f"Sample traceback of [{sampled.name}] {sampled.kind}:")
+        lines.append(f"Sample traceback, {sampled.kind} in {sampled.name}:")
         lines.extend("    " + line for line in tail)
     return "\n".join(lines)
 
