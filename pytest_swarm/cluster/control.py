@@ -24,6 +24,7 @@ from ..stats.snapshot import check_wire
 from .wire import Message, WireError, encode
 
 Outbox = list[tuple[str, bytes]]
+_PONG = encode("pong")
 
 # A delta numbered this far beyond the worker's last one is refused: reporting the gap would
 # enumerate every missing number (a seq of 2**63 would hang the aggregator's thread).
@@ -51,6 +52,9 @@ class TestRun:
     ready: dict[str, int] = field(default_factory=dict)  # worker -> users it expects
     aborted: dict[str, str] = field(default_factory=dict)
     released: list[str] = field(default_factory=list)
+    # Sets beside the list: with hundreds of workers every message asks "is it released?".
+    released_set: frozenset[str] = frozenset()
+    remaining: set[str] = field(default_factory=set)  # released, neither finished nor lost
     release_time: float | None = None
     aggregator: Aggregator | None = None
     finished: set[str] = field(default_factory=set)
@@ -65,7 +69,7 @@ class TestRun:
     def complete(self) -> bool:
         if self.release_time is None:
             return False
-        return all(w in self.finished or w in self.lost for w in self.released)
+        return not self.remaining
 
 
 class Control:
@@ -132,8 +136,9 @@ class Control:
         for run in self.runs.values():
             if run.release_time is None:
                 out += self._maybe_release(run, now)
-            elif worker in run.released and worker not in run.finished and not run.complete:
+            elif worker in run.remaining:
                 run.lost[worker] = reason
+                run.remaining.discard(worker)
                 out += [
                     (w, encode("stop", test=run.test, reason=f"worker {worker} lost: {reason}"))
                     for w in run.released
@@ -154,7 +159,7 @@ class Control:
                 silent = now - state.last_seen
                 out += self.worker_down(name, f"no heartbeat for {silent:.1f}s", now)
                 continue
-            out.append((name, encode("pong")))
+            out.append((name, _PONG))
         lines = []
         for run in self.runs.values():
             agg = run.aggregator
@@ -168,10 +173,9 @@ class Control:
     def _busy(self, worker: str) -> bool:
         """Only silence during a load test matters (between tests a worker may be busy with
         a long ordinary test, or already done)."""
-        return any(
-            worker in r.released and worker not in r.finished and not r.complete
-            for r in self.runs.values()
-        ) or any(r.release_time is None and worker in r.ready for r in self.runs.values())
+        return any(worker in r.remaining for r in self.runs.values()) or any(
+            r.release_time is None and worker in r.ready for r in self.runs.values()
+        )
 
     # -- handlers -------------------------------------------------------------------------
     def _alive(self) -> set[str]:
@@ -219,6 +223,8 @@ class Control:
             return []
         run.release_time = now
         run.released = sorted((w for w in run.ready if w in alive), key=rank)
+        run.released_set = frozenset(run.released)
+        run.remaining = set(run.released)
         if len(set(run.ready.values())) > 1:
             run.problems.append(f"workers disagree on the number of users: {run.ready}")
         for worker, reason in sorted(run.aborted.items()):
@@ -232,7 +238,7 @@ class Control:
 
     def _delta(self, worker: str, body: dict[str, Any], now: float, final: bool) -> Outbox:
         run = self.runs.get(body["test"])
-        if run is None or run.aggregator is None or worker not in run.released:
+        if run is None or run.aggregator is None or worker not in run.released_set:
             self.rejected += 1
             return []
         source = run.aggregator.sources.get(worker)
@@ -250,6 +256,7 @@ class Control:
         # reports the gap as a problem instead (RELIABILITY row 9).
         if worker not in run.finished:
             run.finished.add(worker)
+            run.remaining.discard(worker)
             run.end_time = now
         return out + self._maybe_complete(run, now)
 
@@ -272,7 +279,7 @@ class Control:
         return self._answer_claims(item)
 
     def _ping(self, worker: str, body: dict[str, Any], now: float) -> Outbox:
-        return [(worker, encode("pong"))]
+        return [(worker, _PONG)]
 
     # -- completion -----------------------------------------------------------------------
     def _maybe_complete(self, run: TestRun, now: float) -> Outbox:

@@ -44,6 +44,8 @@ _highest_equivalent = _TEMPLATE.get_highest_equivalent_value
 _SUB_BUCKET_MASK: int = _TEMPLATE.sub_bucket_mask
 _HALF_MAGNITUDE: int = _TEMPLATE.sub_bucket_half_count_magnitude
 _SHIFT = _HALF_MAGNITUDE + 1
+COARSE_BITS = 3  # the timeline's resolution: 8 sub-buckets of 1024 pooled, ~0.8 %
+_COARSE_MASK = (1 << COARSE_BITS) - 1
 _HALF_COUNT: int = _TEMPLATE.sub_bucket_half_count
 assert _TEMPLATE.unit_magnitude == 0, "the closed-form bucket index assumes LOWEST_US == 1"
 
@@ -86,7 +88,7 @@ _MAX_WIRE = (5 + 2 * COUNTS_LEN) * 8
 
 
 def check_wire(data: Any) -> CheckedWire:
-    """Validate a histogram's wire form: little-endian int64s
+    """Validate a histogram's wire form: little-endian unsigned 64-bit integers
     ``total, overflow, sum, min, max, index0, count0, index1, count1, …`` as bytes.
 
     Raises ``ValueError`` on anything inconsistent: the data may come off the network. An
@@ -97,12 +99,10 @@ def check_wire(data: Any) -> CheckedWire:
         raise ValueError("histogram: expected 8-byte integers, 5 scalars then bucket pairs")
     if len(data) % 16 != _MIN_WIRE % 16:
         raise ValueError("histogram: bad bucket list (an index without a count)")
-    values = array("q")
+    values = array("Q")  # unsigned: nothing can be negative, no check needed
     values.frombytes(data)
     if _SWAP:
         values.byteswap()
-    if min(values) < 0:
-        raise ValueError("histogram: negative field")
     total, overflow, sum_us, min_us, max_us = values[:5]
     indices, numbers = values[5::2], values[6::2]
     bucketed = 0
@@ -113,7 +113,8 @@ def check_wire(data: Any) -> CheckedWire:
         bucketed = sum(numbers)
         # min/max must agree with the buckets: percentiles are capped at max_us and encode()
         # exports buckets up to max_us only, so an inconsistent max would lose counts.
-        if min_us > bucket_upper_bound(low) or max_us < bucket_lower_bound(high):
+        # (min is checked against the pooled group of a coarse() histogram: still bounded.)
+        if min_us > bucket_upper_bound(low | _COARSE_MASK) or max_us < bucket_lower_bound(high):
             raise ValueError("histogram: min or max outside the recorded buckets")
     if bucketed + overflow != total:
         raise ValueError("histogram: bucket counts do not add up to the total")
@@ -205,6 +206,27 @@ class Histogram:
         self.sum_us += other.sum_us
         self.total += other.total
 
+    def coarse(self, drop_bits: int = COARSE_BITS) -> Histogram:
+        """A copy with every 2**drop_bits adjacent buckets pooled into the first of them
+        (about 1 % resolution instead of 0.1 % at the default): the controller's per-second
+        timeline merges these, so it handles ~8x fewer buckets. Totals, min, max and sum stay
+        exact; verdicts never use the coarse form.
+
+        Example:
+            >>> h = Histogram(); h.record_values([5000, 5004])
+            >>> len(h.counts), len(h.coarse().counts), h.coarse().total
+            (2, 1, 2)
+        """
+        mask = ~((1 << drop_bits) - 1)
+        clone = Histogram()
+        counts = clone.counts
+        for index, n in self.counts.items():
+            key = index & mask
+            counts[key] = counts.get(key, 0) + n
+        clone.total, clone.overflow, clone.sum_us = self.total, self.overflow, self.sum_us
+        clone.min_us, clone.max_us = self.min_us, self.max_us
+        return clone
+
     def copy(self) -> Histogram:
         clone = Histogram()
         clone.merge(self)
@@ -258,7 +280,7 @@ class Histogram:
     # -- wire form: flat [index, count, index, count, ...] plus scalars ---------------------
     def to_wire(self) -> bytes:
         """Compact wire form (see :func:`check_wire`): ~16 bytes per non-empty bucket."""
-        values = array("q", (self.total, self.overflow, self.sum_us, self.min_us, self.max_us))
+        values = array("Q", (self.total, self.overflow, self.sum_us, self.min_us, self.max_us))
         for pair in self.counts.items():
             values.extend(pair)
         if _SWAP:

@@ -136,7 +136,8 @@ class Snapshot:
             "i": self.iterations,
             "u": self.users,
             "s": self.setup_failures,
-            "t": self.total().hist.to_wire(),
+            # The total, coarse: it only feeds the per-second timeline and the live line.
+            "t": self.total().hist.coarse().to_wire(),
         }
 
     @classmethod

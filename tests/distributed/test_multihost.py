@@ -86,8 +86,15 @@ def socket_gateway(namespace: Namespace) -> Iterator[str]:
     from execnet.script import socketserver
 
     proc = subprocess.Popen(
-        ["ip", "netns", "exec", namespace.name, sys.executable, socketserver.__file__,
-         f"{namespace.peer_ip}:{port}"],
+        [
+            "ip",
+            "netns",
+            "exec",
+            namespace.name,
+            sys.executable,
+            socketserver.__file__,
+            f"{namespace.peer_ip}:{port}",
+        ],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
         start_new_session=True,
@@ -119,13 +126,20 @@ def test_worker_in_another_namespace(
         )
         workdir = str(pytester.path)
         result = pytester.runpytest_subprocess(
-            "-p", "no:cacheprovider",
-            "--dist", "load",
-            "--tx", "popen",
-            "--tx", f"socket={socket_gateway}//chdir={workdir}",
-            "--swarm-bind", f"tcp://{namespace.host_ip}:0",
-            "--swarm-advertise", namespace.host_ip,
-            "--swarm-host", target.url,
+            "-p",
+            "no:cacheprovider",
+            "--dist",
+            "load",
+            "--tx",
+            "popen",
+            "--tx",
+            f"socket={socket_gateway}//chdir={workdir}",
+            "--swarm-bind",
+            f"tcp://{namespace.host_ip}:0",
+            "--swarm-advertise",
+            namespace.host_ip,
+            "--swarm-host",
+            target.url,
             f"--junitxml={workdir}/junit.xml",
             timeout=120,
         )
@@ -135,8 +149,7 @@ def test_worker_in_another_namespace(
     import xml.etree.ElementTree as ET
 
     props = {
-        p.get("name"): p.get("value")
-        for p in ET.parse(f"{workdir}/junit.xml").iter("property")
+        p.get("name"): p.get("value") for p in ET.parse(f"{workdir}/junit.xml").iter("property")
     }
     assert props["swarm_workers"] == "2"
     assert int(props["swarm_requests"]) == served

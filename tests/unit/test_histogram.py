@@ -279,17 +279,17 @@ def test_wire_round_trip(values: list[int]) -> None:
 
 def _valid_ints() -> list[int]:
     """The wire form as the integers it packs: total, overflow, sum, min, max, then pairs."""
-    values = array("q")
+    values = array("Q")
     values.frombytes(hist_of([1000, 2000, 2000, HIGHEST_US + 1]).to_wire())
     return list(values)
 
 
 def _pack(values: list[Any]) -> Any:
-    """Back to the bytes form when every value fits an int64; otherwise the raw list (which a
+    """Back to the bytes form when every value fits an unsigned 64-bit integer; otherwise the raw list (which a
     peer could only send as something other than the wire format, rejected as such)."""
     try:
         if all(type(v) is int for v in values):
-            return array("q", values).tobytes()
+            return array("Q", values).tobytes()
     except OverflowError:
         pass
     return values
