@@ -285,8 +285,9 @@ def _valid_ints() -> list[int]:
 
 
 def _pack(values: list[Any]) -> Any:
-    """Back to the bytes form when every value fits an unsigned 64-bit integer; otherwise the raw list (which a
-    peer could only send as something other than the wire format, rejected as such)."""
+    """Back to the bytes form when every value fits an unsigned 64-bit integer; otherwise the
+    raw list (which a peer could only send as something other than the wire format, rejected
+    as such)."""
     try:
         if all(type(v) is int for v in values):
             return array("Q", values).tobytes()
