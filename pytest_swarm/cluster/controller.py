@@ -97,10 +97,19 @@ class ControllerPlugin:
                 write("\nINTERRUPTED " + full_report(name, result, None))
 
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
-        if self.coordinator is not None and self.coordinator.rejected:
+        coordinator = self.coordinator
+        if coordinator is None:
+            return
+        if coordinator.rejected:
             terminalreporter.write_line(
-                f"swarm: the aggregator dropped {self.coordinator.rejected} malformed or "
+                f"swarm: the aggregator dropped {coordinator.rejected} malformed or "
                 "unexpected message(s)"
+            )
+        if not quiet(self.config) and coordinator.control.runs:
+            # The controller's own cost, so a user can see it stays small as workers grow.
+            terminalreporter.write_line(
+                f"swarm: aggregator thread CPU {coordinator.cpu_seconds:.3f} s for "
+                f"{len(coordinator.control.runs)} load test(s)"
             )
 
     def pytest_unconfigure(self, config: pytest.Config) -> None:
