@@ -12,16 +12,13 @@ import contextlib
 import doctest
 import gzip
 import json
-import socket
-import threading
-from collections import Counter
 from collections.abc import Iterator
-from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
+from local_http import Local, LocalServer, closed_port, counts, serve
 
 import pytest_swarm.clients.fast as fast_module
 from pytest_swarm.clients.fast import (
@@ -43,7 +40,7 @@ class _Handler(BaseHTTPRequestHandler):
     # Headers and body go in separate writes: without TCP_NODELAY each response would wait
     # for the client's delayed ACK (~40 ms).
     disable_nagle_algorithm = True
-    server: _Server
+    server: LocalServer
 
     def log_message(self, format: str, *args: Any) -> None:
         pass
@@ -153,47 +150,10 @@ class _Handler(BaseHTTPRequestHandler):
     do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_OPTIONS = do_HEAD = _handle
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-
-    def __init__(self) -> None:
-        super().__init__(("127.0.0.1", 0), _Handler)
-        self.connections = 0
-        self.hits: Counter[str] = Counter()
-        self.release = threading.Event()
-
-    def process_request(self, request: Any, client_address: Any) -> None:
-        # Runs in the accepting thread before the connection is served: once a response has
-        # arrived, the connection that carried it is counted.
-        self.connections += 1
-        super().process_request(request, client_address)
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        pass
-
-
-@dataclass
-class Local:
-    url: str
-    server: _Server
-
-    @property
-    def connections(self) -> int:
-        return self.server.connections
-
-
 @pytest.fixture(scope="module")
 def local() -> Iterator[Local]:
-    server = _Server()
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05})
-    thread.start()
-    try:
-        yield Local(f"http://127.0.0.1:{server.server_address[1]}", server)
-    finally:
-        server.release.set()
-        server.shutdown()
-        server.server_close()
-        thread.join()
+    with serve(_Handler) as server:
+        yield server
 
 
 @pytest.fixture
@@ -204,20 +164,9 @@ def client(local: Local) -> Iterator[tuple[FastHttpSession, Recorder]]:
     session.close()
 
 
-def counts(snap: Snapshot) -> dict[str, tuple[int, int]]:
-    """name -> (requests, failures)."""
-    return {name: (e.hist.total, e.failures) for name, e in snap.entries.items()}
-
-
 def only_error(snap: Snapshot) -> tuple[str, str, str]:
     (key,) = snap.errors
     return key
-
-
-def closed_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def test_module_doctests() -> None:

@@ -14,18 +14,15 @@ import doctest
 import gzip
 import io
 import json
-import socket
-import threading
 import zlib
-from collections import Counter
 from collections.abc import Iterator
-from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
 import requests
+from local_http import Local, LocalServer, closed_port, counts, serve
 from requests.adapters import HTTPAdapter
 from requests.exceptions import (
     ConnectionError,
@@ -41,7 +38,6 @@ import pytest_swarm.clients.transport as transport_module
 from pytest_swarm.clients.http import HttpSession
 from pytest_swarm.clients.transport import BodyTooLarge, FastTransportAdapter
 from pytest_swarm.stats.recorder import Recorder
-from pytest_swarm.stats.snapshot import Snapshot
 
 ZIPPED = b"zipped " * 100
 
@@ -51,7 +47,7 @@ ZIPPED = b"zipped " * 100
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     disable_nagle_algorithm = True  # headers and body are separate writes: no delayed-ACK wait
-    server: _Server
+    server: LocalServer
 
     def log_message(self, format: str, *args: Any) -> None:
         pass
@@ -152,45 +148,10 @@ class _Handler(BaseHTTPRequestHandler):
     do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_OPTIONS = do_HEAD = _handle
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-
-    def __init__(self) -> None:
-        super().__init__(("127.0.0.1", 0), _Handler)
-        self.connections = 0
-        self.hits: Counter[str] = Counter()
-        self.release = threading.Event()
-
-    def process_request(self, request: Any, client_address: Any) -> None:
-        self.connections += 1  # before the connection is served: counted once answered
-        super().process_request(request, client_address)
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        pass
-
-
-@dataclass
-class Local:
-    url: str
-    server: _Server
-
-    @property
-    def connections(self) -> int:
-        return self.server.connections
-
-
 @pytest.fixture(scope="module")
 def local() -> Iterator[Local]:
-    server = _Server()
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05})
-    thread.start()
-    try:
-        yield Local(f"http://127.0.0.1:{server.server_address[1]}", server)
-    finally:
-        server.release.set()
-        server.shutdown()
-        server.server_close()
-        thread.join()
+    with serve(_Handler) as server:
+        yield server
 
 
 @pytest.fixture
@@ -211,21 +172,11 @@ def recorded(local: Local) -> Iterator[tuple[HttpSession, Recorder]]:
     s.close()
 
 
-def counts(snap: Snapshot) -> dict[str, tuple[int, int]]:
-    return {name: (e.hist.total, e.failures) for name, e in snap.entries.items()}
-
-
 def sent_headers(r: requests.Response) -> dict[str, list[str]]:
     found: dict[str, list[str]] = {}
     for k, v in r.json()["headers"]:
         found.setdefault(k, []).append(v)
     return found
-
-
-def closed_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def test_module_doctests() -> None:
