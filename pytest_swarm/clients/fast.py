@@ -39,7 +39,10 @@ USER_AGENT = "pytest-swarm"
 _RECV = 256 * 1024
 _MAX_REDIRECTS = 5
 _REDIRECTS = (301, 302, 303, 307, 308)
-_MAX_CACHED_HEADS = 256
+_MAX_CACHED_HEADS = 4096
+# Request heads without per-request headers or body are the same for every user: one cache
+# per process (a per-user cache cost memory on every idle user).
+_HEADS: dict[tuple[str, str, str], bytes] = {}
 
 
 class FastHttpError(Exception):
@@ -212,6 +215,19 @@ class FastHttpSession:
         >>> s.headers["X-Team"] = "perf"          # sent with every request
     """
 
+    # Thousands of idle users each hold one of these: no per-instance __dict__.
+    __slots__ = (
+        "_connections",
+        "_ssl",
+        "base_url",
+        "cookies",
+        "headers",
+        "max_body",
+        "recorder",
+        "timeout",
+        "verify",
+    )
+
     def __init__(
         self,
         base_url: str | None,
@@ -229,7 +245,6 @@ class FastHttpSession:
         self.headers: dict[str, str] = {}
         self.cookies: dict[str, str] = {}
         self._connections: dict[tuple[str, str, int], _Connection] = {}
-        self._heads: dict[tuple[str, str, str], bytes] = {}
         self._ssl: ssl.SSLContext | None = None
 
     # -- public verbs ---------------------------------------------------------------------
@@ -370,7 +385,7 @@ class FastHttpSession:
         for requests without extra headers or body (most load-test requests)."""
         cacheable = headers is None and body is None
         if cacheable:
-            found = self._heads.get((method, route.netloc, target))
+            found = _HEADS.get((method, route.netloc, target))
             if found is not None:
                 return found
         names = {k.lower() for k in headers} if headers else set()
@@ -384,8 +399,8 @@ class FastHttpSession:
         if body is not None or method in ("POST", "PUT", "PATCH"):
             lines.append(f"Content-Length: {len(body or b'')}\r\n")
         head = "".join(lines).encode("latin-1")
-        if cacheable and len(self._heads) < _MAX_CACHED_HEADS:
-            self._heads[(method, route.netloc, target)] = head
+        if cacheable and len(_HEADS) < _MAX_CACHED_HEADS:
+            _HEADS[(method, route.netloc, target)] = head
         return head
 
     def _roundtrip(
@@ -498,6 +513,9 @@ class FastHttpSession:
             if len(name) == 10 and name.lower() == b"set-cookie":
                 self._store_cookie(value.decode("latin-1"))
         content = b"".join(parse.body) if len(parse.body) != 1 else parse.body[0]
+        # An idle user keeps its connection, not the last response's pieces: thousands of idle
+        # users would otherwise each hold a list of header tuples (reset() makes new ones).
+        parse.headers = parse.body = ()  # type: ignore[assignment]
         scheme, host, port = key
         return FastResponse(status, parse.reason, raw, content, f"{scheme}://{host}:{port}{target}")
 
