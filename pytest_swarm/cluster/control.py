@@ -141,8 +141,7 @@ class Control:
                 run.remaining.discard(worker)
                 out += [
                     (w, encode("stop", test=run.test, reason=f"worker {worker} lost: {reason}"))
-                    for w in run.released
-                    if w not in run.finished and w not in run.lost
+                    for w in sorted(run.remaining, key=rank)
                 ]
                 out += self._maybe_complete(run, now)
         for item in list(self.claims):

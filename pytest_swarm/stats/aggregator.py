@@ -114,22 +114,14 @@ class Aggregator:
             self.requests += delta.total[2]
         else:
             self.totals.merge(delta)
-            self._add_second(second, delta)
-            self.requests += sum(e.hist.total for e in delta.entries.values())
-            self.failures += sum(e.failures for e in delta.entries.values())
-        self.totals.fold_errors()  # each delta is bounded, their sum over a long run is not
-        self.totals.users = second.users = self.users
-        return True
-
-    @staticmethod
-    def _add_second(second: _Second, delta: Snapshot) -> None:
-        if delta.wire_total is not None:
-            second.hist.merge(delta.wire_total)
-            second.failures += sum(e.failures for e in delta.entries.values())
-        else:
             for entry in delta.entries.values():
                 second.hist.merge(entry.hist)
                 second.failures += entry.failures
+                self.requests += entry.hist.total
+                self.failures += entry.failures
+        self.totals.fold_errors()  # each delta is bounded, their sum over a long run is not
+        self.totals.users = second.users = self.users
+        return True
 
     CPU_LIMIT = 90.0  # percent of one core
     LAG_LIMIT = 0.050  # seconds

@@ -37,8 +37,6 @@ SIGNIFICANT_FIGURES = 3
 _TEMPLATE = HdrHistogram(LOWEST_US, HIGHEST_US, SIGNIFICANT_FIGURES)
 COUNTS_LEN: int = _TEMPLATE.counts_len
 _index_for = _TEMPLATE._counts_index_for
-_value_from_index = _TEMPLATE.get_value_from_index
-_highest_equivalent = _TEMPLATE.get_highest_equivalent_value
 # Closed form of hdrh's counts index for unit magnitude 0 (lowest value 1):
 # b = bit_length(v | sub_bucket_mask) - (half_magnitude + 1); index = (b << half) + (v >> b).
 _SUB_BUCKET_MASK: int = _TEMPLATE.sub_bucket_mask

@@ -73,9 +73,6 @@ class Snapshot:
     # keeps it per worker; within one snapshot it is the number running at its end.
     users: int = 0
     setup_failures: int = 0
-    # All entries merged, when it came ready-made off the wire (the worker computes it, so the
-    # controller's per-second timeline merges one histogram per worker, not one per name).
-    wire_total: Histogram | None = field(default=None, repr=False, compare=False)
 
     def entry(self, name: str) -> Entry:
         found = self.entries.get(name)
@@ -147,8 +144,6 @@ class Snapshot:
         snap = cls()
         snap.merge_wire(checked)
         snap.users = checked.users
-        snap.wire_total = Histogram()
-        snap.wire_total.merge_checked(checked.total)
         return snap
 
     def merge_wire(self, delta: WireDelta) -> None:
