@@ -19,11 +19,11 @@ from typing import Protocol
 
 import gevent
 from gevent.event import Event
-from gevent.pool import Group
 
 from ..spec import LoadSpec
 from ..stats.recorder import Recorder
 from ..stats.snapshot import Snapshot
+from .crowd import Crowd
 
 MAX_MESSAGE = 200
 
@@ -162,12 +162,14 @@ class Runner:
         self.worker = worker
         self.summary = RunSummary()
         self._stopping = Event()
-        self._users = Group()
+        self._users = Crowd()
         self._seq = 0
         self._active = 0
 
     # -- one user ---------------------------------------------------------------------------
     def _user(self, index: int) -> None:
+        if self._stopping.is_set():
+            return  # spawned just before the stop: no setup for nothing
         recorder = self.recorder
         info = UserInfo(index, self.spec.users, worker=self.worker, recorder=recorder)
         try:
@@ -187,6 +189,7 @@ class Runner:
             limit = self.spec.iterations
             wait = self.spec.wait
             stopping = self._stopping
+            pause_for = self._users.pause
             while not stopping.is_set():
                 t0 = time.perf_counter()
                 try:
@@ -215,7 +218,9 @@ class Runner:
                     recorder.record_failure(self.name, 0.0, kind, message, exc)
                     break
                 if pause > 0:
-                    stopping.wait(pause)
+                    if stopping.is_set():
+                        break
+                    pause_for(pause)
                 else:
                     gevent.sleep(0)  # let the others run even with zero wait
         finally:
@@ -231,6 +236,7 @@ class Runner:
         if not self._stopping.is_set():
             self.summary.stop_reason = reason
             self._stopping.set()
+            self._users.wake_all()
 
     def _spawner(self, t0: float) -> None:
         for k, index in enumerate(self.indices):
@@ -278,8 +284,9 @@ class Runner:
     def _stop(self, spawner: gevent.Greenlet) -> None:
         self._stopping.set()
         spawner.kill(block=True, timeout=1.0)
-        # Iterations in flight may finish (so their requests are counted), within bounds.
-        self._users.join(timeout=self.spec.stop_timeout)
-        if self._users:
+        # Sleeping users stop at once; iterations in flight may finish (so their requests are
+        # counted), within bounds.
+        self._users.wake_all()
+        if not self._users.join(timeout=self.spec.stop_timeout):
             self.summary.killed = len(self._users)
-            self._users.kill(block=True, timeout=self.spec.stop_timeout)
+            self._users.kill(timeout=self.spec.stop_timeout)

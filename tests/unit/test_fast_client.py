@@ -139,6 +139,15 @@ class _Handler(BaseHTTPRequestHandler):
         elif path == "/partial":  # promises 10 bytes, sends 3, closes
             self._reply(200, b"abc", [("Content-Length", "10")], length=False)
             self.close_connection = True
+        elif path == "/early-hints":  # an interim 103 response, then the final one
+            self.wfile.write(b"HTTP/1.1 103 Early Hints\r\nLink: </app.css>\r\n\r\n")
+            self.wfile.flush()
+            self._reply(200, b"final", [("X-Final", "yes")])
+        elif path == "/trailing":  # bytes after a complete response, in the same write
+            self.wfile.write(
+                b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nX-First: 1\r\n\r\nok"
+                b"HTTP/1.1 500 Oops\r\nX-Stray: 1\r\n"
+            )
         elif path == "/big":
             self._reply(200, b"x" * int(query.get("n", "0")))
         elif path == "/hang":
@@ -695,3 +704,70 @@ def test_catch_response_on_a_cookie_response_sees_the_headers(
             r.failure("no cookie")
     assert counts(rec.drain()) == {"GET /cookie/set": (1, 0)}
     assert s.cookies["a"] == "1"
+
+
+def test_an_interim_103_response_is_skipped(local: Local) -> None:
+    rec = Recorder()
+    s = FastHttpSession(local.url, rec, timeout=5)
+    before = local.connections
+    try:
+        r = s.get("/early-hints")
+        assert (r.status_code, r.content, r.reason) == (200, b"final", "OK")
+        assert r.headers["x-final"] == "yes" and "link" not in r.headers
+        assert s.get("/").status_code == 200  # the connection is still good
+    finally:
+        s.close()
+    assert local.connections - before == 1
+    assert counts(rec.drain()) == {"GET /early-hints": (1, 0), "GET /": (1, 0)}
+
+
+def test_bytes_after_a_complete_response_keep_it_and_drop_the_connection(local: Local) -> None:
+    rec = Recorder()
+    s = FastHttpSession(local.url, rec, timeout=5)
+    before = local.connections
+    try:
+        r = s.get("/trailing")
+        assert (r.status_code, r.content, r.reason, r.error) == (200, b"ok", "OK", None)
+        assert r.headers == {"content-length": "2", "x-first": "1"}
+        assert s.get("/").status_code == 200  # on a new connection
+    finally:
+        s.close()
+    assert local.connections - before == 2
+    snap = rec.drain()
+    assert counts(snap) == {"GET /trailing": (1, 0), "GET /": (1, 0)} and snap.errors == {}
+
+
+def test_parsers_are_shared_between_users_one_response_at_a_time(
+    local: Local, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # An idle user holds no parser: sessions used one after the other need only one.
+    pool: list[Any] = []
+    monkeypatch.setattr(fast_module, "_PARSERS", pool)
+    sessions = [FastHttpSession(local.url, Recorder(), timeout=5) for _ in range(4)]
+    try:
+        for _ in range(3):
+            for s in sessions:
+                assert s.get("/echo").status_code == 200
+                assert s.get("/chunked").content == b"hello chunked world"
+        assert len(pool) == 1
+        (lent,) = pool
+        # A parser left mid-message (a response cut short) is not given back.
+        assert sessions[0].get("/partial").status_code == 0
+        assert pool == []
+        assert sessions[1].get("/").content == b"ok"
+        assert len(pool) == 1 and pool[0] is not lent  # a new one
+    finally:
+        for s in sessions:
+            s.close()
+
+
+def test_the_parser_pool_is_bounded(local: Local, monkeypatch: pytest.MonkeyPatch) -> None:
+    pool: list[Any] = []
+    monkeypatch.setattr(fast_module, "_PARSERS", pool)
+    monkeypatch.setattr(fast_module, "_MAX_POOLED_PARSERS", 0)
+    s = FastHttpSession(local.url, Recorder(), timeout=5)
+    try:
+        assert [s.get("/").content for _ in range(3)] == [b"ok"] * 3
+    finally:
+        s.close()
+    assert pool == []
