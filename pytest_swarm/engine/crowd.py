@@ -48,9 +48,10 @@ class Crowd:
     catches everything else itself.
     """
 
-    __slots__ = ("_closed", "_empty", "_hub", "_live", "_loop", "_sleeping")
+    __slots__ = ("_closed", "_empty", "_hub", "_live", "_loop", "_on_empty", "_sleeping")
 
-    def __init__(self) -> None:
+    def __init__(self, on_empty: Callable[[], object] | None = None) -> None:
+        self._on_empty = on_empty  # called each time the last live user ends
         self._hub = gevent.get_hub()
         self._loop = self._hub.loop
         self._live: set[greenlet] = set()
@@ -87,6 +88,8 @@ class Crowd:
             self._live.discard(me)
             if not self._live:
                 self._empty.set()
+                if self._on_empty is not None:
+                    self._on_empty()
 
     def pause(self, seconds: float) -> None:
         """Sleep in the calling user greenlet for ``seconds``, or until :meth:`wake_all`."""
@@ -118,6 +121,11 @@ class Crowd:
         """Raise ``GreenletExit`` in every user greenlet (their ``finally`` blocks run), let no
         new one start, and wait up to ``timeout`` for them to end; False if some did not."""
         self._closed = True
+        # Sleepers get the exception instead of their timer; a later wake_all() must not
+        # switch into them again (their throw may still be queued when join() times out).
+        sleeping, self._sleeping = self._sleeping, {}
+        for timer in sleeping.values():
+            timer.stop()
         for g in list(self._live):
             if g:  # started and not dead; one not started yet returns at once when it starts
                 self._loop.run_callback(_throw, g)

@@ -162,7 +162,9 @@ class Runner:
         self.worker = worker
         self.summary = RunSummary()
         self._stopping = Event()
-        self._users = Crowd()
+        # Wakes the run loop early: a stop, or the last user done with its iterations.
+        self._wake = Event()
+        self._users = Crowd(on_empty=self._wake.set)
         self._seq = 0
         self._active = 0
 
@@ -236,6 +238,7 @@ class Runner:
         if not self._stopping.is_set():
             self.summary.stop_reason = reason
             self._stopping.set()
+            self._wake.set()
             self._users.wake_all()
 
     def _spawner(self, t0: float) -> None:
@@ -270,7 +273,8 @@ class Runner:
                     break
                 if spawner.dead and not self._users and self.spec.iterations is not None:
                     break  # every user finished its iterations
-                self._stopping.wait(min(next_tick, deadline) - now)
+                self._wake.wait(min(next_tick, deadline) - now)
+                self._wake.clear()
                 if time.monotonic() >= next_tick:
                     self._tick(monitor, final=False)
                     next_tick += self.interval

@@ -23,9 +23,9 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from .histogram import Histogram
+from .histogram import Accumulator, Histogram
 from .result import Health, RunResult, TimelinePoint
-from .snapshot import Snapshot, WireDelta
+from .snapshot import Entry, Snapshot, WireDelta
 
 
 @dataclass
@@ -66,7 +66,11 @@ class Aggregator:
         # A delta arrives at the end of the interval it covers: file it half an interval back,
         # so the timeline's second k holds what happened during second k.
         self.shift = interval / 2
-        self.totals = Snapshot()
+        # The run's totals per request name: accumulators (dense once large), turned into a
+        # Snapshot only when asked (see totals). Errors, iterations and setup failures in _rest.
+        self._hists: dict[str, Accumulator] = {}
+        self._failures: dict[str, int] = {}
+        self._rest = Snapshot()
         self.sources: dict[str, SourceState] = {}
         self._seconds: dict[int, _Second] = {}
         self.problems: list[str] = []
@@ -104,23 +108,44 @@ class Aggregator:
             state.users = delta.users
         if final:
             state.final_seq = seq
-        second = self._seconds.setdefault(max(int(now - self.start - self.shift), 0), _Second())
+        key = max(int(now - self.start - self.shift), 0)
+        second = self._seconds.get(key)
+        if second is None:
+            second = self._seconds[key] = _Second()
+        hists, fails, rest = self._hists, self._failures, self._rest
         if isinstance(delta, WireDelta):
-            self.totals.merge_wire(delta)
+            for name, checked, failed in delta.entries:
+                acc = hists.get(name)
+                if acc is None:
+                    acc = hists[name] = Accumulator()
+                    fails[name] = 0
+                acc.merge(checked)
+                fails[name] += failed
+            for name, kind, message, count, sample in delta.errors:
+                rest.add_error(name, kind, message, sample, count)
             second.hist.merge_checked(delta.total)
             failures = delta.failures
             second.failures += failures
             self.failures += failures
             self.requests += delta.total[2]
         else:
-            self.totals.merge(delta)
-            for entry in delta.entries.values():
+            for name, entry in delta.entries.items():
+                acc = hists.get(name)
+                if acc is None:
+                    acc = hists[name] = Accumulator()
+                    fails[name] = 0
+                acc.merge_histogram(entry.hist)
+                fails[name] += entry.failures
                 second.hist.merge(entry.hist)
                 second.failures += entry.failures
                 self.requests += entry.hist.total
                 self.failures += entry.failures
-        self.totals.fold_errors()  # each delta is bounded, their sum over a long run is not
-        self.totals.users = second.users = self.users
+            for group in delta.errors.values():
+                rest.add_error(group.name, group.kind, group.message, group.sample, group.count)
+        rest.iterations += delta.iterations
+        rest.setup_failures += delta.setup_failures
+        rest.fold_errors()  # each delta is bounded, their sum over a long run is not
+        second.users = self.users
         return True
 
     CPU_LIMIT = 90.0  # percent of one core
@@ -133,6 +158,19 @@ class Aggregator:
         state.samples += 1
         if cpu > self.CPU_LIMIT or lag > self.LAG_LIMIT:
             state.hot += 1
+
+    @property
+    def totals(self) -> Snapshot:
+        """Everything merged so far, as a new Snapshot."""
+        snap = Snapshot(
+            entries={n: Entry(a.histogram(), self._failures[n]) for n, a in self._hists.items()},
+            iterations=self._rest.iterations,
+            users=self.users,
+            setup_failures=self._rest.setup_failures,
+        )
+        for g in self._rest.errors.values():
+            snap.add_error(g.name, g.kind, g.message, g.sample, g.count)
+        return snap
 
     @property
     def users(self) -> int:
@@ -196,7 +234,7 @@ class Aggregator:
             shown = ", ".join(map(str, missing[:10])) + (" …" if len(missing) > 10 else "")
             problems.append(f"worker {name}: statistics lost (missing deltas {shown})")
         return RunResult(
-            snapshot=self.totals.copy(),
+            snapshot=self.totals,
             duration=duration,
             users=users,
             timeline=self.timeline(),

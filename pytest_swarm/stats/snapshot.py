@@ -18,10 +18,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from .histogram import CheckedWire, Histogram
-from .histogram import check_wire as check_hist
+from .histogram import CheckedWire, Histogram, pack, unpack
 
-_WIRE_KEYS = {"e", "x", "i", "u", "s", "t"}
+_WIRE_KEYS = {"e", "x", "i", "u", "s"}
 # Bounds applied when a snapshot comes off the wire (see from_wire).
 MAX_NAMES = 2_000
 MAX_ERRORS = 500
@@ -127,14 +126,20 @@ class Snapshot:
         """The wire form; always within the bounds :meth:`from_wire` enforces (see OTHER_NAME)."""
         entries = _fold_entries(self.entries)
         errors = _fold_errors(self.errors)
+        hists = [e.hist for e in entries.values()]
+        # The total, coarse, travels last: it only feeds the per-second timeline and the
+        # live line, and is checked against the entries.
+        total = Histogram()
+        for h in hists:
+            total.merge(h)
+        hists.append(total.coarse())
         return {
-            "e": {n: [e.hist.to_wire(), e.failures] for n, e in entries.items()},
+            # [names, failures, every histogram in one blob]: one parse per delta.
+            "e": [list(entries), [e.failures for e in entries.values()], pack(hists)],
             "x": [[g.name, g.kind, g.message, g.count, g.sample[:MAX_TEXT]] for g in errors],
             "i": self.iterations,
             "u": self.users,
             "s": self.setup_failures,
-            # The total, coarse: it only feeds the per-second timeline and the live line.
-            "t": self.total().hist.coarse().to_wire(),
         }
 
     @classmethod
@@ -185,25 +190,27 @@ def check_wire(data: Any) -> WireDelta:
     if not isinstance(data, dict) or set(data) != _WIRE_KEYS:
         raise ValueError("snapshot: unexpected fields")
     entries, errors = data["e"], data["x"]
-    if not isinstance(entries, dict) or len(entries) > MAX_NAMES:
-        raise ValueError("snapshot: bad or too many request names")
+    if type(entries) is not list or len(entries) != 3:
+        raise ValueError("snapshot: entries are not [names, failures, histograms]")
+    names, failures, blob = entries
+    if type(names) is not list or type(failures) is not list or len(names) != len(failures):
+        raise ValueError("snapshot: names and failures do not match")
+    if len(names) > MAX_NAMES:
+        raise ValueError("snapshot: too many request names")
     if not isinstance(errors, list) or len(errors) > MAX_ERRORS:
         raise ValueError("snapshot: bad or too many error groups")
     for key in ("i", "u", "s"):
         if type(data[key]) is not int or data[key] < 0:
             raise ValueError(f"snapshot: field {key!r} must be a non-negative integer")
-    checked_entries = []
+    hists = unpack(blob, len(names) + 1)
+    total = hists.pop()
+    checked_entries = list(zip(names, hists, failures, strict=True))
     count = 0
-    for name, value in entries.items():
+    for name, hist, failed in checked_entries:
         if type(name) is not str or len(name) > MAX_TEXT:
             raise ValueError("snapshot: bad request name")
-        if type(value) is not list or len(value) != 2:
-            raise ValueError("snapshot: bad entry")
-        hist = check_hist(value[0])
-        failures = value[1]
-        if type(failures) is not int or not 0 <= failures <= hist[2]:
+        if type(failed) is not int or not 0 <= failed <= hist[2]:
             raise ValueError("snapshot: failures must be between 0 and the request count")
-        checked_entries.append((name, hist, failures))
         count += hist[2]
     checked_errors = []
     for item in errors:
@@ -215,7 +222,6 @@ def check_wire(data: Any) -> WireDelta:
         if not isinstance(sample, str) or type(n) is not int or n < 1:
             raise ValueError("snapshot: bad error group count or sample")
         checked_errors.append((name, kind, message, n, sample[:MAX_TEXT]))
-    total = check_hist(data["t"])
     if total[2] != count:
         raise ValueError("snapshot: the total does not match the entries")
     return WireDelta(checked_entries, checked_errors, data["i"], data["u"], data["s"], total)

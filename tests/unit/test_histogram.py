@@ -43,9 +43,13 @@ from pytest_swarm.stats.histogram import (
     HIGHEST_US,
     LOWEST_US,
     SIGNIFICANT_FIGURES,
+    Accumulator,
     Histogram,
     bucket_index,
     bucket_upper_bound,
+    check_wire,
+    pack,
+    unpack,
 )
 
 # Interesting values: bucket edges, the range end and just past it, the end of what hdrh would
@@ -278,10 +282,25 @@ def test_wire_round_trip(values: list[int]) -> None:
 
 
 def _valid_ints() -> list[int]:
-    """The wire form as the integers it packs: total, overflow, sum, min, max, then pairs."""
+    """The wire form as the integers it packs: total, overflow, sum, min, max, number of
+    buckets, the bucket indices, then their counts."""
     values = array("Q")
     values.frombytes(hist_of([1000, 2000, 2000, HIGHEST_US + 1]).to_wire())
     return list(values)
+
+
+def _pairs(values: list[int]) -> list[int]:
+    """The buckets of a one-histogram wire form as a flat [index, count, index, count, ...]."""
+    n = values[5]
+    indices, counts = values[6 : 6 + n], values[6 + n :]
+    return [x for pair in zip(indices, counts, strict=True) for x in pair]
+
+
+def _layout(scalars: list[Any], pairs: list[Any]) -> list[Any]:
+    """Scalars and flat pairs back into the packed layout; an odd pair list leaves an index
+    without a count at the end."""
+    indices, counts = pairs[0::2], pairs[1::2]
+    return [*scalars, len(counts), *indices[: len(counts)], *counts, *indices[len(counts) :]]
 
 
 def _pack(values: list[Any]) -> Any:
@@ -302,16 +321,17 @@ def _with(field: int, replacement: Any) -> Any:
     if field == 0:
         if not isinstance(replacement, list):
             return [*values[:5], replacement]
-        return _pack(values[:5] + replacement)
-    values[field - 1] = replacement
-    return _pack(values)
+        return _pack(_layout(values[:5], replacement))
+    scalars = values[:5]
+    scalars[field - 1] = replacement
+    return _pack(_layout(scalars, _pairs(values)))
 
 
 def _with_flat(mutate: Any) -> Any:
     values = _valid_ints()
-    flat = values[5:]
+    flat = _pairs(values)
     mutate(flat)
-    return _pack(values[:5] + flat)
+    return _pack(_layout(values[:5], flat))
 
 
 def _valid() -> bytes:
@@ -448,3 +468,78 @@ def test_to_hdr_matches_recording_in_hdrh() -> None:
     assert (hdr.get_min_value(), hdr.get_max_value()) == (ref.get_min_value(), ref.get_max_value())
     for q in (10, 50, 99, 100):
         assert hdr.get_value_at_percentile(q) == ref.get_value_at_percentile(q)
+
+
+# -- several histograms in one blob (a delta's request names) -------------------------------------
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.lists(value, max_size=30), max_size=6))
+def test_pack_unpack_round_trip(groups: list[list[int]]) -> None:
+    hists = [hist_of(values) for values in groups]
+    back = [Histogram.from_checked(c) for c in unpack(pack(hists), len(hists))]
+    assert back == hists
+
+
+def test_unpack_checks_each_histogram_not_only_the_sum() -> None:
+    # One count moved from the first histogram to the second: every total over the whole
+    # blob still adds up, each histogram's does not.
+    a, b = hist_of([1000, 1000, 3000]), hist_of([5000])
+    values = array("Q")
+    values.frombytes(pack([a, b]))
+    ints = list(values)
+    # layout: 2 heads of 6, then a's 2 indices, b's 1 index, then a's 2 counts, b's 1 count
+    assert ints[5] == 2 and ints[11] == 1 and ints[-3:] == [2, 1, 1]
+    ints[-3:] = [1, 1, 2]
+    with pytest.raises(ValueError, match="do not add up"):
+        unpack(array("Q", ints).tobytes(), 2)
+
+
+@pytest.mark.parametrize("n", [0, 1, 3])
+def test_unpack_refuses_a_blob_for_another_number_of_histograms(n: int) -> None:
+    blob = pack([hist_of([1000]), hist_of([2000, 3000])])
+    with pytest.raises(ValueError, match="histograms"):
+        unpack(blob, n)
+
+
+def test_unpack_refuses_an_oversized_blob_before_parsing_it() -> None:
+    with pytest.raises(ValueError, match="blob"):
+        unpack(bytes(histogram_module.MAX_PACKED_BYTES + 8), 1)
+
+
+# -- the controller's accumulators ----------------------------------------------------------------
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.lists(value, max_size=40), max_size=8), st.integers(0, 64))
+def test_an_accumulator_equals_the_merge_whether_sparse_or_dense(
+    groups: list[list[int]], dense_at: int
+) -> None:
+    expected = Histogram()
+    acc = Accumulator()
+    original = histogram_module.DENSE_AT
+    histogram_module.DENSE_AT = dense_at  # small: most examples go dense at some point
+    try:
+        for i, values in enumerate(groups):
+            h = hist_of(values)
+            expected.merge(h)
+            if i % 2:
+                acc.merge(check_wire(h.to_wire()))
+            else:
+                acc.merge_histogram(h)
+    finally:
+        histogram_module.DENSE_AT = original
+    assert acc.histogram() == expected
+    assert acc.histogram().percentiles((50, 99, 100)) == expected.percentiles((50, 99, 100))
+
+
+def test_an_accumulator_goes_dense_past_the_threshold() -> None:
+    acc = Accumulator()
+    h = Histogram()
+    h.record_values(list(range(1, histogram_module.DENSE_AT + 2)))  # one bucket per value
+    acc.merge_histogram(h)
+    assert acc.dense is not None and acc.counts == {}
+    acc.merge_histogram(h)
+    doubled = h.copy()
+    doubled.merge(h)
+    assert acc.histogram() == doubled

@@ -13,7 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import pytest_swarm.stats.snapshot as snapshot_module
-from pytest_swarm.stats.histogram import HIGHEST_US, Histogram
+from pytest_swarm.stats.histogram import HIGHEST_US, Histogram, pack
 from pytest_swarm.stats.snapshot import (
     MAX_ERRORS,
     MAX_NAMES,
@@ -277,8 +277,16 @@ def _set(key: str, value: Any) -> dict[str, Any]:
     return wire
 
 
-def _entry(value: Any, name: Any = "GET /") -> dict[str, Any]:
-    return _set("e", {name: value})
+def _blob(*hists: Histogram) -> bytes:
+    """The histograms of a delta's entries, then their coarse total, as the wire packs them."""
+    total = Histogram()
+    for h in hists:
+        total.merge(h)
+    return pack([*hists, total.coarse()])
+
+
+def _entry(failures: Any = 0, name: Any = "GET /") -> dict[str, Any]:
+    return _set("e", [[name], [failures], _blob(HIST)])
 
 
 def _group(item: Any) -> dict[str, Any]:
@@ -286,7 +294,7 @@ def _group(item: Any) -> dict[str, Any]:
 
 
 def _names(n: int) -> dict[str, Any]:
-    return _set("e", {f"n{i}": [Histogram().to_wire(), 0] for i in range(n)})
+    return _set("e", [[f"n{i}" for i in range(n)], [0] * n, _blob(*[Histogram()] * n)])
 
 
 def _groups(n: int) -> dict[str, Any]:
@@ -295,7 +303,8 @@ def _groups(n: int) -> dict[str, Any]:
 
 HIST = Histogram()
 HIST.record_values([1000, 2000])
-HW = HIST.to_wire()
+OTHER = Histogram()
+OTHER.record_values([3000])
 LONG = "x" * (MAX_TEXT + 1)
 
 MALFORMED: dict[str, Any] = {
@@ -303,7 +312,10 @@ MALFORMED: dict[str, Any] = {
     "None": None,
     "missing field": {k: v for k, v in _valid().items() if k != "s"},
     "extra field": {**_valid(), "z": 0},
-    "entries not a dict": _set("e", [["GET /", [HW, 0]]]),
+    "entries as a dict": _set("e", {"GET /": [HIST.to_wire(), 0]}),
+    "entries of 2": _set("e", [["GET /"], [0]]),
+    "names not a list": _set("e", [("GET /",), [0], _blob(HIST)]),
+    "fewer failures than names": _set("e", [["GET /", "b"], [0], _blob(HIST, HIST)]),
     "too many names": _names(MAX_NAMES + 1),
     "errors not a list": _set("x", {}),
     "too many error groups": _groups(MAX_ERRORS + 1),
@@ -311,16 +323,17 @@ MALFORMED: dict[str, Any] = {
     "float users": _set("u", 1.0),
     "bool setup failures": _set("s", True),
     "string iterations": _set("i", "2"),
-    "non-string name": _entry([HW, 0], name=5),
-    "long name": _entry([HW, 0], name=LONG),
-    "entry not a list": _entry((HW, 0)),
-    "entry of 3": _entry([HW, 0, 0]),
-    "bad histogram": _entry([[[], 1, 0, 0, 0, 0], 0]),
-    "histogram not a list": _entry(["hist", 0]),
-    "failures above count": _entry([HW, 3]),
-    "negative failures": _entry([HW, -1]),
-    "float failures": _entry([HW, 1.0]),
-    "bool failures": _entry([HW, True]),
+    "non-string name": _entry(name=5),
+    "long name": _entry(name=LONG),
+    "histograms not bytes": _set("e", [["GET /"], [0], "hist"]),
+    "bad histogram blob": _set("e", [["GET /"], [0], bytes(8)]),
+    "no total in the blob": _set("e", [["GET /"], [0], pack([HIST])]),
+    "total of other values": _set("e", [["GET /"], [0], pack([HIST, OTHER])]),
+    "one histogram too many": _set("e", [["GET /"], [0], _blob(HIST, HIST)]),
+    "failures above count": _entry(3),
+    "negative failures": _entry(-1),
+    "float failures": _entry(1.0),
+    "bool failures": _entry(True),
     "group not a list": _group(("n", "K", "m", 1, "")),
     "group of 4": _group(["n", "K", "m", 1]),
     "long group name": _group([LONG, "K", "m", 1, ""]),

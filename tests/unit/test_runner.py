@@ -1,0 +1,368 @@
+"""Unit tests for pytest_swarm.engine.runner: one process's users run, paused, stopped, killed
+and torn down, with what they record published tick by tick.
+
+The runner is driven in-process from the main greenlet (the test process is not gevent-patched)
+with a fake user factory, a real Recorder and a publish callback that keeps the ticks. Runs last
+well under a second; a ``gevent.Timeout`` bounds each one, so a run that fails to end fails the
+test instead of hanging it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import gevent
+import pytest
+from gevent.event import Event
+
+from pytest_swarm.engine.runner import Runner, RunSummary, Tick, UserInfo
+from pytest_swarm.spec import LoadSpec, WaitSpec, parse_wait
+from pytest_swarm.stats.recorder import Recorder
+from pytest_swarm.stats.snapshot import Snapshot
+
+NAME = "test_load"
+GUARD = 10.0  # seconds: far beyond any run here, far below the long durations some use
+
+Body = Callable[[UserInfo], None]
+
+
+def idle(info: UserInfo) -> None:
+    """A body that does nothing."""
+
+
+class FakeUser:
+    def __init__(self, info: UserInfo, factory: Factory) -> None:
+        self.info = info
+        self.factory = factory
+        self.iterations = 0
+        self.teardowns = 0
+
+    def iterate(self) -> None:
+        self.iterations += 1
+        self.factory.body(self.info)
+
+    def teardown(self) -> list[BaseException]:
+        self.teardowns += 1
+        self.factory.on_teardown(self.info)
+        return self.factory.teardown_errors
+
+
+class Factory:
+    """Builds FakeUsers; ``setup`` runs first and may raise, as a failing fixture would."""
+
+    def __init__(
+        self,
+        body: Body = idle,
+        setup: Body = idle,
+        teardown_errors: list[BaseException] | None = None,
+        on_teardown: Body = idle,
+    ) -> None:
+        self.body = body
+        self.setup = setup
+        self.on_teardown = on_teardown
+        self.teardown_errors = teardown_errors or []
+        self.setups: list[int] = []
+        self.users: list[FakeUser] = []
+
+    def __call__(self, info: UserInfo) -> FakeUser:
+        self.setups.append(info.index)
+        self.setup(info)
+        user = FakeUser(info, self)
+        self.users.append(user)
+        return user
+
+
+def load(
+    *,
+    users: int = 5,
+    rate: float = 1000.0,
+    duration: float = 0.3,
+    wait: WaitSpec = (5, 10),
+    stop_timeout: float = 1.0,
+    iterations: int | None = None,
+) -> LoadSpec:
+    return LoadSpec(
+        users=users,
+        rate=rate,
+        duration=duration,
+        wait=parse_wait(wait),
+        stop_timeout=stop_timeout,
+        iterations=iterations,
+    )
+
+
+class Run:
+    """A Runner with its factory and the ticks it publishes."""
+
+    def __init__(self, spec: LoadSpec, factory: Factory, *, interval: float = 1.0) -> None:
+        self.factory = factory
+        self.ticks: list[Tick] = []
+        self.runner = Runner(
+            spec=spec,
+            indices=list(range(spec.users)),
+            rate=spec.rate,
+            factory=factory,
+            recorder=Recorder(),
+            publish=self.ticks.append,
+            name=NAME,
+            interval=interval,
+        )
+
+    def __call__(self) -> RunSummary:
+        with gevent.Timeout(GUARD):
+            return self.runner.run()
+
+    @property
+    def totals(self) -> Snapshot:
+        total = Snapshot()
+        for tick in self.ticks:
+            total.merge(tick.delta)
+        return total
+
+    def iterations(self) -> list[int]:
+        return sorted(user.iterations for user in self.factory.users)
+
+    def teardowns(self) -> list[int]:
+        return [user.teardowns for user in self.factory.users]
+
+
+def test_idle_users_are_stopped_at_the_end_of_the_run() -> None:
+    run = Run(load(users=5, duration=0.3, wait=(5, 10), stop_timeout=1.0), Factory())
+    summary = run()
+    assert summary.started == 5
+    assert sorted(user.info.index for user in run.factory.users) == [0, 1, 2, 3, 4]
+    assert run.iterations() == [1] * 5  # each one then waited 5-10 s, cut short by the stop
+    assert run.teardowns() == [1] * 5
+    assert summary.killed == 0
+    assert summary.stop_reason == ""
+    assert run.totals.iterations == 5
+    assert run.ticks[-1].delta.users == 0
+
+
+def test_stop_from_another_greenlet_ends_a_long_run() -> None:
+    users = 3
+    all_in = Event()
+    entered: list[int] = []
+
+    def body(info: UserInfo) -> None:
+        entered.append(info.index)
+        if len(entered) == users:
+            all_in.set()
+
+    run = Run(load(users=users, duration=30.0, wait=(5, 10)), Factory(body))
+
+    def controller() -> None:
+        all_in.wait()
+        run.runner.stop("controller asked")
+        run.runner.stop("asked again")
+
+    stopper = gevent.spawn(controller)
+    summary = run()
+    assert stopper.dead
+    assert summary.stop_reason == "controller asked"
+    assert summary.killed == 0
+    assert run.iterations() == [1] * users
+    assert run.teardowns() == [1] * users
+    assert run.ticks[-1].final
+
+
+def test_an_iteration_in_flight_at_the_stop_finishes_and_the_user_stops_without_waiting() -> None:
+    """User 0 is still in its body when the run stops; it is let go only once the idle user
+    has been stopped, so nothing is left to wake it should it start its 5-10 s wait."""
+    entered: list[int] = []
+    both_in = Event()
+    release = Event()
+    others_stopped = Event()
+
+    def body(info: UserInfo) -> None:
+        entered.append(info.index)
+        if len(entered) == 2:
+            both_in.set()
+        if info.index == 0:
+            release.wait()
+            info.recorder.record("GET /slow", 0.5)
+
+    def on_teardown(info: UserInfo) -> None:
+        if info.index == 1:
+            others_stopped.set()
+
+    run = Run(
+        load(users=2, duration=30.0, wait=(5, 10), stop_timeout=1.0),
+        Factory(body, on_teardown=on_teardown),
+    )
+
+    def controller() -> None:
+        both_in.wait()
+        run.runner.stop("controller asked")
+        others_stopped.wait()
+        release.set()
+
+    gevent.spawn(controller)
+    summary = run()
+    assert summary.killed == 0
+    assert run.iterations() == [1, 1]
+    assert run.teardowns() == [1, 1]
+    assert run.totals.entries["GET /slow"].hist.total == 1
+
+
+def test_a_body_that_ignores_the_stop_is_killed_and_torn_down() -> None:
+    raised: list[str] = []
+
+    def body(info: UserInfo) -> None:
+        if info.index == 0:
+            try:
+                Event().wait()
+            except BaseException as exc:
+                raised.append(type(exc).__name__)
+                raise
+
+    run = Run(load(users=2, duration=0.1, wait=(5, 10), stop_timeout=0.2), Factory(body))
+    summary = run()
+    assert summary.killed == 1
+    assert raised == ["GreenletExit"]
+    assert run.teardowns() == [1, 1]
+    assert run.totals.errors == {}  # being killed is not the user's failure
+    assert run.ticks[-1].delta.users == 0
+
+
+def test_the_iterations_limit_ends_the_run_when_every_user_is_done() -> None:
+    spec = load(users=3, duration=30.0, wait=None, iterations=4)
+    # A report interval longer than the guard around the run: the run must end when the
+    # last user is done, not at its next tick.
+    run = Run(spec, Factory(), interval=60.0)
+    summary = run()
+    assert run.iterations() == [4, 4, 4]
+    assert run.teardowns() == [1, 1, 1]
+    assert run.totals.iterations == 12
+    assert summary.stop_reason == ""
+    assert summary.killed == 0
+
+
+@pytest.mark.parametrize(
+    ("error", "kind", "message"),
+    [
+        (RuntimeError("database down"), "RuntimeError", "database down"),
+        (pytest.fail.Exception("fixture failed"), "Failed", "fixture failed"),
+    ],
+)
+def test_a_setup_failure_is_counted_and_recorded_as_an_error(
+    error: BaseException, kind: str, message: str
+) -> None:
+    def setup(info: UserInfo) -> None:
+        if info.index == 1:
+            raise error
+
+    run = Run(load(users=3, duration=0.2), Factory(setup=setup))
+    summary = run()
+    assert summary.setup_failed == 1
+    assert summary.started == 2
+    assert sorted(user.info.index for user in run.factory.users) == [0, 2]
+    assert run.teardowns() == [1, 1]
+    totals = run.totals
+    assert totals.setup_failures == 1
+    assert {key: group.count for key, group in totals.errors.items()} == {
+        (f"setup: {NAME}", kind, message): 1
+    }
+    assert totals.entries == {}  # not a request
+
+
+@pytest.mark.parametrize(
+    ("error", "kind"),
+    [(ValueError("boom"), "ValueError"), (pytest.fail.Exception("boom"), "Failed")],
+)
+def test_a_failing_body_is_recorded_and_the_user_carries_on(
+    error: BaseException, kind: str
+) -> None:
+    def body(info: UserInfo) -> None:
+        if info.iteration == 0:
+            raise error
+
+    run = Run(load(users=1, duration=30.0, wait=None, iterations=3), Factory(body), interval=0.05)
+    run()
+    assert run.iterations() == [3]
+    totals = run.totals
+    assert totals.iterations == 3
+    assert totals.entries[NAME].failures == 1
+    assert totals.entries[NAME].hist.total == 1
+    assert {key: group.count for key, group in totals.errors.items()} == {(NAME, kind, "boom"): 1}
+
+
+class RecordedError(Exception):
+    """A failure a client already recorded (e.g. inside catch_response)."""
+
+    _swarm_recorded = True
+
+
+def test_a_failure_already_recorded_by_a_client_is_not_counted_again() -> None:
+    def body(info: UserInfo) -> None:
+        raise RecordedError("500 from /cart")
+
+    run = Run(load(users=1, duration=30.0, wait=None, iterations=2), Factory(body), interval=0.05)
+    run()
+    assert run.iterations() == [2]
+    totals = run.totals
+    assert totals.iterations == 2
+    assert totals.entries == {}
+    assert totals.errors == {}
+
+
+def test_a_broken_wait_function_stops_that_user_and_is_recorded() -> None:
+    calls: list[None] = []
+
+    def wait() -> float:
+        calls.append(None)
+        return -1.0 if len(calls) == 1 else 0.0
+
+    run = Run(load(users=2, duration=0.2, wait=wait), Factory())
+    summary = run()
+    broken, other = run.iterations()
+    assert broken == 1
+    assert other > 1  # the other user kept iterating with zero wait
+    assert run.teardowns() == [1, 1]
+    assert summary.killed == 0
+    totals = run.totals
+    assert totals.entries[NAME].failures == 1
+    [group] = totals.errors.values()
+    assert (group.name, group.kind, group.count) == (NAME, "SpecError", 1)
+    assert group.message.startswith("load(wait=")
+    assert "returned -1.0" in group.message
+
+
+def test_teardown_errors_are_summarised_and_recorded() -> None:
+    factory = Factory(teardown_errors=[OSError("socket already closed")])
+    run = Run(load(users=2, duration=0.1), factory)
+    summary = run()
+    assert summary.teardown_errors == ["OSError: socket already closed"] * 2
+    key = (f"teardown: {NAME}", "OSError", "socket already closed")
+    assert run.totals.errors[key].count == 2
+
+
+def test_a_user_spawned_just_before_a_stop_is_not_set_up() -> None:
+    """All users are spawned in one turn; the first one's setup stops the run before the
+    others start."""
+    run: Run
+
+    def setup(info: UserInfo) -> None:
+        run.runner.stop("stopped during setup")
+
+    run = Run(load(users=5, rate=1e9, duration=30.0), Factory(setup=setup))
+    summary = run()
+    assert run.factory.setups == [0]
+    assert summary.started == 1
+    assert run.iterations() == [0]
+    assert run.teardowns() == [1]
+    assert summary.stop_reason == "stopped during setup"
+
+
+def test_the_final_tick_is_the_last_one_published() -> None:
+    def body(info: UserInfo) -> None:
+        info.recorder.record("GET /", 0.001)
+
+    run = Run(load(users=2, duration=0.3, wait=(5, 10)), Factory(body), interval=0.05)
+    run()
+    ticks = run.ticks
+    assert len(ticks) >= 2
+    assert [tick.final for tick in ticks] == [False] * (len(ticks) - 1) + [True]
+    assert [tick.seq for tick in ticks] == list(range(len(ticks)))
+    assert ticks[-1].delta.users == 0
+    assert run.totals.entries["GET /"].hist.total == 2
