@@ -451,9 +451,13 @@ class Accumulator:
                 counts[index] = get(index, 0) + n
             if len(counts) > DENSE_AT:
                 self._densify()
-        self.min_us = min_us if self.total == 0 else min(self.min_us, min_us)
-        self.max_us = max(self.max_us, max_us)
-        self.overflow += overflow
+        # Plain comparisons rather than min()/max() calls: this runs for every (worker, name).
+        if min_us < self.min_us or not self.total:
+            self.min_us = min_us
+        if max_us > self.max_us:
+            self.max_us = max_us
+        if overflow:
+            self.overflow += overflow
         self.sum_us += sum_us
         self.total += total
 

@@ -16,6 +16,7 @@ Example:
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from operator import gt, itemgetter
 from typing import Any
 
 from .histogram import CheckedWire, Histogram, pack, unpack
@@ -204,14 +205,16 @@ def check_wire(data: Any) -> WireDelta:
             raise ValueError(f"snapshot: field {key!r} must be a non-negative integer")
     hists = unpack(blob, len(names) + 1)
     total = hists.pop()
+    # Checks over all entries at once (C-level map/set calls, nothing per entry in Python).
+    if names and (set(map(type, names)) != {str} or max(map(len, names)) > MAX_TEXT):
+        raise ValueError("snapshot: bad request name")
+    counts = list(map(itemgetter(2), hists))
+    if failures and (
+        set(map(type, failures)) != {int} or min(failures) < 0 or any(map(gt, failures, counts))
+    ):
+        raise ValueError("snapshot: failures must be between 0 and the request count")
+    count = sum(counts)
     checked_entries = list(zip(names, hists, failures, strict=True))
-    count = 0
-    for name, hist, failed in checked_entries:
-        if type(name) is not str or len(name) > MAX_TEXT:
-            raise ValueError("snapshot: bad request name")
-        if type(failed) is not int or not 0 <= failed <= hist[2]:
-            raise ValueError("snapshot: failures must be between 0 and the request count")
-        count += hist[2]
     checked_errors = []
     for item in errors:
         if not isinstance(item, list) or len(item) != 5:
