@@ -79,6 +79,13 @@ class Coordinator:
         self.socket.setsockopt(zmq.MAXMSGSIZE, MAX_FRAME)
         self.socket.setsockopt(zmq.RCVHWM, 100_000)
         self.socket.setsockopt(zmq.SNDHWM, 100_000)
+        # Wakes the thread out of its poll when a hook queues a message or close() is called
+        # (rather than after up to POLL_MS: the end of every run waits for the thread).
+        wake = f"inproc://swarm-wake-{id(self)}"
+        self._wake_rx = self.context.socket(zmq.PAIR)
+        self._wake_rx.bind(wake)
+        self._wake_tx = self.context.socket(zmq.PAIR)
+        self._wake_tx.connect(wake)
         self.endpoint = self._bind(bind, advertise)
         self.cpu_seconds = 0.0
         self._thread = threading.Thread(target=self._serve, name="swarm-coordinator", daemon=True)
@@ -136,6 +143,12 @@ class Coordinator:
     def worker_down(self, worker: str, reason: str) -> None:
         with self._lock:
             self._pending += self.control.worker_down(worker, reason, time.monotonic())
+            self._wake()
+
+    def _wake(self) -> None:
+        """Interrupt the thread's poll (callers hold the lock: one sender at a time)."""
+        with contextlib.suppress(zmq.ZMQError):
+            self._wake_tx.send(b"", zmq.NOBLOCK)
 
     def load_tests(self) -> set[str]:
         with self._lock:
@@ -171,6 +184,7 @@ class Coordinator:
     def _serve(self) -> None:
         poller = zmq.Poller()
         poller.register(self.socket, zmq.POLLIN)
+        poller.register(self._wake_rx, zmq.POLLIN)
         # Heartbeats and liveness run every second whatever the report interval: workers
         # declare a controller dead after a few silent seconds.
         every = min(self.control.interval, 1.0)
@@ -182,6 +196,10 @@ class Coordinator:
             except zmq.ZMQError:
                 break
             out: Outbox = []
+            if events.get(self._wake_rx):
+                with contextlib.suppress(zmq.Again):
+                    while True:
+                        self._wake_rx.recv(zmq.NOBLOCK)
             if events.get(self.socket):
                 out += self._drain()
             now = time.monotonic()
@@ -232,11 +250,15 @@ class Coordinator:
 
     def close(self) -> None:
         self._stop.set()
+        with self._lock:
+            self._wake()
         thread = getattr(self, "_thread", None)
         if thread is not None and thread.is_alive():
             thread.join(timeout=2.0)
         if self._auth is not None:
             self._auth.stop()
+        self._wake_tx.close(linger=0)
+        self._wake_rx.close(linger=0)
         self.socket.close(linger=0)
         self.context.term()
         if self._tmpdir:

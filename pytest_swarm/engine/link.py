@@ -12,12 +12,14 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from ..spec import LoadSpec
 from ..stats.aggregator import Aggregator
 from ..stats.result import RunResult
-from .runner import Tick
+
+if TYPE_CHECKING:  # the runner imports gevent, which the xdist controller never needs
+    from .runner import Tick
 
 
 @dataclass(frozen=True)
