@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import json
 import os
 import re
 import statistics
@@ -181,6 +182,51 @@ class Bench:
         large = self.steady_rss(cmd(users), d)
         return (large - small) / (users - 10)
 
+    # -- holding many users ------------------------------------------------------------------
+    def hold(self, users: int, seconds: float) -> str:
+        """``users`` fast_http users on one process (wait 5-10 s) for ``seconds``, from the
+        run's JSON timeline: do they all start, and do they keep running and requesting at the
+        expected rate to the end? Returns the report section; raises if they do not hold."""
+        out = self.tmp / "hold.json"
+        cmd = [
+            str(Path(self.args.swarm_venv) / "bin" / "pytest"),
+            f"{SCENARIOS / 'test_throughput.py'}::test_idle_fast_http",
+            "-p",
+            "no:cacheprovider",
+            "-q",
+            "--swarm-patch=on",
+            f"--swarm-users={users}",
+            f"--swarm-rate={users / 5:g}",  # all started within 5 s
+            f"--swarm-duration={seconds:g}s",
+            f"--swarm-host={self.url}",
+            f"--swarm-json={out}",
+        ]
+        run(pinned(cmd), timeout=seconds + 120, cwd=self.tmp)
+        (doc,) = json.loads(out.read_text())["load_tests"]
+        timeline = doc["timeline"]
+        ramp_end = next((p["t"] for p in timeline if p["users"] >= users), None)
+        if ramp_end is None:
+            raise RuntimeError(f"never reached {users} users: {timeline}")
+        steady = [p for p in timeline if ramp_end + 2 <= p["t"] <= seconds - 2]
+        held = min(p["users"] for p in steady)
+        rates = [p["requests"] for p in steady]
+        expected = users / 7.5  # each user: one request per 5-10 s
+        health = doc["generator"]
+        lines = [
+            f"\nHolding {users:,} fast_http users on one process (wait 5-10 s, {seconds:g} s, "
+            "from the JSON timeline)",
+            f"all {users:,} running at t={ramp_end:g} s; fewest running from t={ramp_end + 2:g} "
+            f"to t={seconds - 2:g} s: {held:,}",
+            f"requests per second over that window: min {min(rates):,}, median "
+            f"{statistics.median(rates):,.0f}, max {max(rates):,} (expected ~{expected:,.0f})",
+            f"failures: {doc['total']['failures']:,}; generator CPU max "
+            f"{health['cpu_max_percent']:.0f} %, event-loop lag max {health['lag_max_ms']:.0f} ms"
+            f"{' (saturated: the ramp)' if health['saturated'] else ''}",
+        ]
+        if held < users or doc["total"]["failures"]:
+            raise RuntimeError("\n".join(["the users did not hold:", *lines]))
+        return "\n".join(lines)
+
 
 def _rss_kib(pid: int) -> float:
     """RSS of ``pid`` and its children (Locust may fork), in KiB."""
@@ -233,8 +279,10 @@ def main() -> None:
     ap.add_argument("--idle-duration", type=float, default=15.0)
     ap.add_argument("--skip-memory", action="store_true")
     ap.add_argument("--skip-throughput", action="store_true")
+    ap.add_argument("--hold-users", type=int, default=10_000, help="0 skips the hold check")
+    ap.add_argument("--hold-duration", type=float, default=30.0)
     args = ap.parse_args()
-    assert args.duration <= 60 and args.idle_duration <= 60, "bounded runs only"
+    assert max(args.duration, args.idle_duration, args.hold_duration) <= 60, "bounded runs only"
     bench = Bench(args)
 
     generators: dict[str, Callable[[], float]] = {
@@ -290,6 +338,8 @@ def main() -> None:
                 higher_is_better=False,
             )
         )
+    if args.hold_users:
+        report.append(bench.hold(args.hold_users, args.hold_duration))
     text = "\n".join(report)
     print(text)
     out = HERE / "results.txt"

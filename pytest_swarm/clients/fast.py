@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import ipaddress
 import json as jsonlib
+import os
 import socket
 import ssl
 import time
@@ -51,6 +52,11 @@ class FastHttpError(Exception):
 
 class ConnectionClosed(FastHttpError):
     """The server closed the connection before a complete response."""
+
+
+class ConnectTimeout(FastHttpError, TimeoutError):
+    """The connection (TCP and, for HTTPS, the TLS handshake) took longer than the timeout:
+    the request was never sent."""
 
 
 class _StaleConnection(ConnectionClosed):
@@ -230,11 +236,35 @@ def _lend_parser(max_body: int) -> _Parse:
 
 
 class _Connection:
-    __slots__ = ("sock", "used")
+    __slots__ = ("sock", "used", "verify")
 
-    def __init__(self, sock: socket.socket) -> None:
+    def __init__(self, sock: socket.socket, verify: bool | str | None) -> None:
         self.sock = sock
         self.used = False
+        self.verify = verify  # the TLS verification it was made under; None: plain HTTP
+
+
+# One TLS context per verification setting, shared by every user of the process: a context
+# holds the loaded CA store (hundreds of KiB), far too much to keep per idle user.
+_SSL_CONTEXTS: dict[bool | str, ssl.SSLContext] = {}
+
+
+def _ssl_context(verify: bool | str) -> ssl.SSLContext:
+    """``verify``: True (the system's CAs), False (no verification) or, as in requests, the
+    path of a CA bundle file or directory."""
+    context = _SSL_CONTEXTS.get(verify)
+    if context is None:
+        if verify is True or verify is False:
+            context = ssl.create_default_context()
+            if verify is False:
+                context.check_hostname = False
+                context.verify_mode = ssl.CERT_NONE
+        elif os.path.isdir(verify):
+            context = ssl.create_default_context(capath=verify)
+        else:
+            context = ssl.create_default_context(cafile=verify)
+        _SSL_CONTEXTS[verify] = context
+    return context
 
 
 class FastHttpSession:
@@ -248,7 +278,6 @@ class FastHttpSession:
     # Thousands of idle users each hold one of these: no per-instance __dict__.
     __slots__ = (
         "_connections",
-        "_ssl",
         "base_url",
         "cookies",
         "headers",
@@ -265,7 +294,7 @@ class FastHttpSession:
         *,
         timeout: float = DEFAULT_TIMEOUT,
         max_body: int = DEFAULT_MAX_BODY,
-        verify: bool = True,
+        verify: bool | str = True,
     ) -> None:
         self.base_url = base_url
         self.recorder = recorder
@@ -275,7 +304,6 @@ class FastHttpSession:
         self.headers: dict[str, str] = {}
         self.cookies: dict[str, str] = {}
         self._connections: dict[tuple[str, str, int], _Connection] = {}
-        self._ssl: ssl.SSLContext | None = None
 
     # -- public verbs ---------------------------------------------------------------------
     def get(self, url: str, **kwargs: Any) -> Any:
@@ -450,20 +478,28 @@ class FastHttpSession:
         return self.exchange(route, data, method, timeout, target)
 
     def exchange(
-        self, route: _Route, data: bytes, method: str, timeout: float, target: str
+        self,
+        route: _Route,
+        data: bytes,
+        method: str,
+        timeout: float,
+        target: str,
+        connect_timeout: float | None = None,
     ) -> FastResponse:
         """Send ready-made request bytes on this user's connection to ``route`` and parse the
         answer (the transport under the ``http`` client uses this too)."""
         key = route.key
         conn = self._connections.get(key)
-        if conn is not None:
+        # A TLS connection made under another verification setting is not reused: one made
+        # with verify=False must not carry a request that asks for verification.
+        if conn is not None and (conn.verify is None or conn.verify == self.verify):
             try:
                 return self._exchange(conn, key, data, method, timeout, target)
             except _StaleConnection:
                 # A kept-alive connection the server had already closed: nothing of this
                 # request was answered, so it is sent again once on a fresh connection.
                 pass
-        conn = self._connect(key, timeout)
+        conn = self._connect(key, timeout if connect_timeout is None else connect_timeout)
         return self._exchange(conn, key, data, method, timeout, target)
 
     def _connect(self, key: tuple[str, str, int], timeout: float) -> _Connection:
@@ -473,21 +509,22 @@ class FastHttpSession:
         scheme, host, port = key
         family, address = _resolve(host, port)
         sock = socket.socket(family, socket.SOCK_STREAM)
+        verify = self.verify if scheme == "https" else None
         try:
             sock.settimeout(timeout)
             sock.connect(address)
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            if verify is not None:
+                sock = _ssl_context(verify).wrap_socket(sock, server_hostname=host)
+        except TimeoutError:
+            sock.close()
+            raise ConnectTimeout(
+                f"connecting to {host}:{port} took longer than {timeout:g}s"
+            ) from None
         except BaseException:
             sock.close()
             raise
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        if scheme == "https":
-            if self._ssl is None:
-                self._ssl = ssl.create_default_context()
-                if not self.verify:
-                    self._ssl.check_hostname = False
-                    self._ssl.verify_mode = ssl.CERT_NONE
-            sock = self._ssl.wrap_socket(sock, server_hostname=host)
-        conn = self._connections[key] = _Connection(sock)
+        conn = self._connections[key] = _Connection(sock, verify)
         return conn
 
     def _exchange(

@@ -17,6 +17,7 @@ Example:
 
 from __future__ import annotations
 
+import ssl
 import zlib
 from collections.abc import Iterable, Mapping
 from typing import Any
@@ -27,12 +28,14 @@ from requests.adapters import BaseAdapter
 from requests.cookies import extract_cookies_to_jar
 from requests.exceptions import ConnectionError as RequestsConnectionError
 from requests.exceptions import (
+    ConnectTimeout,
     ContentDecodingError,
     InvalidSchema,
     InvalidURL,
     ProxyError,
     ReadTimeout,
     RequestException,
+    SSLError,
 )
 from requests.structures import CaseInsensitiveDict
 from requests.utils import get_encoding_from_headers
@@ -40,6 +43,7 @@ from requests.utils import get_encoding_from_headers
 from ..defaults import DEFAULT_MAX_BODY, DEFAULT_TIMEOUT
 from ..stats.recorder import Recorder
 from .fast import BodyTooLarge as FastBodyTooLarge
+from .fast import ConnectTimeout as FastConnectTimeout
 from .fast import FastHttpError, FastHttpSession, FastResponse, _route
 
 
@@ -160,13 +164,17 @@ class FastTransportAdapter(BaseAdapter):
         )
         per_op = read_timeout or connect_timeout or DEFAULT_TIMEOUT
         client = self._client
-        client.verify = verify is not False
+        client.verify = verify if isinstance(verify, str) else verify is not False
         try:
-            answer = client.exchange(route, data, method, per_op, target)
+            answer = client.exchange(route, data, method, per_op, target, connect_timeout)
         except FastBodyTooLarge as exc:
             raise BodyTooLarge(str(exc), request=request) from None
+        except FastConnectTimeout as exc:
+            raise ConnectTimeout(str(exc), request=request) from None
         except TimeoutError as exc:
             raise ReadTimeout(str(exc) or "timed out", request=request) from None
+        except ssl.SSLError as exc:  # certificate verification, handshake: as requests says
+            raise SSLError(str(exc), request=request) from None
         except (OSError, FastHttpError, httptools.HttpParserError) as exc:
             raise RequestsConnectionError(str(exc), request=request) from None
         return self._response(request, answer)

@@ -292,5 +292,13 @@ class Runner:
         # counted), within bounds.
         self._users.wake_all()
         if not self._users.join(timeout=self.spec.stop_timeout):
-            self.summary.killed = len(self._users)
+            killed = self.summary.killed = len(self._users)
             self._users.kill(timeout=self.spec.stop_timeout)
+            # Not a failure of the service, but the report must say so: these users' requests
+            # in flight were never measured.
+            message = (
+                f"still in an iteration {self.spec.stop_timeout:g}s after the stop "
+                "(stop_timeout): killed, its request in flight not measured"
+            )
+            for _ in range(killed):
+                self.recorder.add_error(f"stop: {self.name}", "Killed", message)

@@ -3,6 +3,8 @@ iteration, failures of iterations, and ``swarm_user`` (contract items 1, 2 and 4
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from pytest_swarm.demo.server import DemoServer
@@ -186,11 +188,17 @@ def test_iteration_past_stop_timeout_is_stopped_and_torn_down(
             shopper.get("/delay?ms=30000")
         """
     )
-    run = swarm_pytest()
+    out = pytester.path / "results.json"
+    run = swarm_pytest(f"--swarm-json={out}")
     run.result.assert_outcomes(passed=1)
     stats = served.stats()
     assert stats["logins"] == stats["logouts"] == 3
     assert stats["paths"]["/"] == 3
+    # The report says that users were killed (their requests in flight were not measured).
+    (document,) = json.loads(out.read_text())["load_tests"]
+    killed = [e for e in document["errors"] if e["kind"] == "Killed"]
+    assert [(e["name"].split(":")[0], e["count"]) for e in killed] == [("stop", 3)]
+    assert "0.3s after the stop" in killed[0]["message"]
 
 
 def test_failed_assert_fails_the_iteration_and_the_user_goes_on(

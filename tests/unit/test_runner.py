@@ -221,7 +221,11 @@ def test_a_body_that_ignores_the_stop_is_killed_and_torn_down() -> None:
     assert summary.killed == 1
     assert raised == ["GreenletExit"]
     assert run.teardowns() == [1, 1]
-    assert run.totals.errors == {}  # being killed is not the user's failure
+    # Being killed is not a failed request, but the report lists it (with the count).
+    assert run.totals.total().failures == 0
+    ((key, group),) = run.totals.errors.items()
+    assert key[:2] == (f"stop: {NAME}", "Killed") and "0.2s after the stop" in key[2]
+    assert group.count == 1
     assert run.ticks[-1].delta.users == 0
 
 
