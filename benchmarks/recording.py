@@ -2,7 +2,8 @@
 
 Compares, per request, in nanoseconds (best of several repeats, same process, same values):
 - pytest-swarm ``Recorder.record`` alone (the hot path a client calls per request),
-- the same plus its share of the per-interval fold into the HDR histogram (``drain``),
+- the same plus its share of the per-interval fold into the HDR histogram (``drain`` every
+  ``--interval-requests`` requests: a report interval of a worker at that request rate),
 - ``hdrh.HdrHistogram.record_value`` (what a naive HDR integration pays per request),
 - a bare ``perf_counter`` pair (the timing every client needs anyway), for scale.
 
@@ -33,6 +34,12 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--requests", type=int, default=200_000)
     ap.add_argument("--repeats", type=int, default=7)
+    ap.add_argument(
+        "--interval-requests",
+        type=int,
+        default=10_000,
+        help="requests per report interval, folded together (a worker at 10,000 req/s)",
+    )
     args = ap.parse_args()
     n = args.requests
     rng = random.Random(1)
@@ -47,12 +54,16 @@ def main() -> None:
         for name, s in pairs:
             record(name, s)
 
+    interval = args.interval_requests
+
     def swarm_record_and_fold() -> None:
+        # A drain per report interval of ``interval`` requests, as a worker does once a second.
         rec = Recorder()
         record = rec.record
-        for name, s in pairs:
-            record(name, s)
-        rec.drain()
+        for start in range(0, n, interval):
+            for name, s in pairs[start : start + interval]:
+                record(name, s)
+            rec.drain()
 
     def hdrh_record() -> None:
         h = HdrHistogram(1, 3_600_000_000, 3)

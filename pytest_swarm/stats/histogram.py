@@ -235,10 +235,10 @@ class Histogram:
     def record_values(self, values: Iterable[int]) -> None:
         """Fold raw values in (once per report interval, off the request path).
 
-        The bucket index is computed inline (``(b << 10) + (v >> b)``, the closed form of
-        ``hdrh``'s arithmetic for this layout, checked at import) in one comprehension, and
-        the indices are counted by ``Counter`` at C speed: ~0.2 µs per value instead of the
-        ~1.4 µs of calling ``hdrh`` per value."""
+        Equal values are counted first by ``Counter`` at C speed; the bucket index is then
+        computed inline once per distinct value (``(b << 10) + (v >> b)``, the closed form of
+        ``hdrh``'s arithmetic for this layout, checked against it by the unit tests): a
+        fraction of the ~1.4 µs of calling ``hdrh`` per value."""
         vals = values if isinstance(values, list) else list(values)
         if not vals:
             return
@@ -251,12 +251,14 @@ class Histogram:
             in_range = [v for v in vals if v <= HIGHEST_US]
             self.overflow += len(vals) - len(in_range)
         mask, shift, half = _SUB_BUCKET_MASK, _SHIFT, _HALF_MAGNITUDE
-        tally = Counter(
-            [((b := (v | mask).bit_length() - shift) << half) + (v >> b) for v in in_range]
-        )
         counts = self.counts
-        for index, n in tally.items():
-            counts[index] = counts.get(index, 0) + n
+        get = counts.get
+        # Equal values first, at C speed (integer µs repeat a lot at high request rates);
+        # then the bucket arithmetic once per distinct value.
+        for v, n in Counter(in_range).items():
+            b = (v | mask).bit_length() - shift
+            index = (b << half) + (v >> b)
+            counts[index] = get(index, 0) + n
         self.sum_us += sum(vals)
         self.min_us = lo if self.total == 0 else min(self.min_us, lo)
         self.max_us = max(self.max_us, hi)

@@ -35,8 +35,10 @@ class Recorder:
     __slots__ = ("_errors", "_failures", "_values", "iterations", "setup_failures", "users")
 
     def __init__(self) -> None:
-        # defaultdict: the lookup-or-create is one C call on the hot path.
-        self._values: defaultdict[str, list[int]] = defaultdict(list)
+        # defaultdict: the lookup-or-create is one C call on the hot path. Seconds as
+        # measured: they become integer µs at the fold, once per interval, not on the
+        # request path (a third of the cost of record()).
+        self._values: defaultdict[str, list[float]] = defaultdict(list)
         self._failures: dict[str, int] = {}
         self._errors = Snapshot()
         self.iterations = 0
@@ -45,7 +47,7 @@ class Recorder:
 
     def record(self, name: str, elapsed_s: float) -> None:
         """A successful request that took ``elapsed_s`` seconds."""
-        self._values[name].append(int(elapsed_s * 1_000_000))
+        self._values[name].append(elapsed_s)
 
     def record_failure(
         self,
@@ -88,7 +90,7 @@ class Recorder:
         failures, self._failures = self._failures, {}
         for name, samples in values.items():
             entry = snap.entry(name)
-            entry.hist.record_values(samples)
+            entry.hist.record_values([int(s * 1_000_000) for s in samples])
             entry.failures = failures.get(name, 0)
         snap.iterations, self.iterations = self.iterations, 0
         snap.setup_failures, self.setup_failures = self.setup_failures, 0
