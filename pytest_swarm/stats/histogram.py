@@ -25,9 +25,9 @@ import sys
 from array import array
 from collections import Counter
 from collections.abc import Iterable, Iterator
-from functools import cache, partial
+from functools import cache
 from itertools import accumulate, compress, count, repeat
-from operator import add, and_, ge, gt, le, or_
+from operator import add, and_, ge, gt, le, or_, sub
 from typing import Any
 
 from hdrh.histogram import HdrHistogram
@@ -111,8 +111,9 @@ def pack(hists: Iterable[Histogram]) -> bytes:
     counts: list[int] = []
     for h in hists:
         head += (h.total, h.overflow, h.sum_us, h.min_us, h.max_us, len(h.counts))
-        indices += h.counts
-        counts += h.counts.values()
+        ordered = sorted(h.counts)  # unpack() reads a histogram's lowest/highest at its ends
+        indices += ordered
+        counts += map(h.counts.__getitem__, ordered)
     values = array("Q", head)
     values.extend(indices)
     values.extend(counts)
@@ -149,15 +150,23 @@ def unpack(data: Any, n: int) -> list[CheckedWire]:
     if 0 in numbers:
         raise ValueError("histograms: bucket index or count out of range")
     ends = list(accumulate(sizes))
-    spans = list(map(slice, [0, *ends[:-1]], ends))
+    starts = [0, *ends[:-1]] if ends else []
+    spans = list(map(slice, starts, ends))
     index_lists = list(map(indices.__getitem__, spans))
     count_lists = list(map(numbers.__getitem__, spans))
     if list(map(add, map(sum, count_lists), overflows)) != totals:
         raise ValueError("histograms: bucket counts do not add up to the total")
-    lows = list(map(_min_or_none, index_lists))
-    highs = list(map(_max_or_0, index_lists))
-    if highs and max(highs) > _TOP_INDEX:
+    if buckets and max(indices) > _TOP_INDEX:
         raise ValueError("histograms: bucket index or count out of range")
+    # pack() sorts each histogram's buckets, so its lowest and highest are its first and last.
+    # (Unsorted input cannot get past the range check above; it can only make the min/max
+    # check below reject or accept wrongly, never make the controller misbehave.)
+    if 0 in sizes:  # an empty or all-overflow histogram has no bucket to bound min/max by
+        lows = [x[0] if x else _NO_BUCKET for x in index_lists]
+        highs = [x[-1] if x else 0 for x in index_lists]
+    else:  # the usual case: C-level lookups, no per-histogram bytecode
+        lows = list(map(indices.__getitem__, starts))
+        highs = list(map(indices.__getitem__, map(sub, ends, repeat(1))))
     upper, lower = _bound_tables()
     # min/max must agree with the buckets: percentiles are capped at max_us and encode()
     # exports buckets up to max_us only, so an inconsistent max would lose counts. (Both are
@@ -172,10 +181,6 @@ def unpack(data: Any, n: int) -> list[CheckedWire]:
     if any(map(and_, map(bool, overflows), map(le, maxs, repeat(HIGHEST_US)))):
         raise ValueError("histograms: overflow with a maximum inside the range")
     return list(zip(index_lists, count_lists, totals, overflows, sums, mins, maxs, strict=True))
-
-
-_min_or_none = partial(min, default=_NO_BUCKET)
-_max_or_0 = partial(max, default=0)
 
 
 @cache
@@ -406,8 +411,8 @@ class Histogram:
         return encoded.decode("ascii") if isinstance(encoded, bytes) else str(encoded)
 
 
-# Buckets past which an Accumulator keeps its counts in a dense array (~186 KB, the size of
-# ~2,000 dict entries): merging into a large dict costs ~3x more per bucket than into an array.
+# Buckets past which an Accumulator keeps its counts in a dense list (~186 KB, the size of
+# ~2,000 dict entries): merging into a large dict costs ~3x more per bucket than into a list.
 DENSE_AT = 1024
 
 
@@ -415,7 +420,7 @@ class Accumulator:
     """A histogram summed from many validated wire histograms: the controller's totals.
 
     Small ones are a dict like :class:`Histogram`; past ``DENSE_AT`` buckets the counts move
-    to a dense array of every bucket index, where a merge is one indexed add per bucket (no
+    to a dense list of every bucket index, where a merge is one indexed add per bucket (no
     hashing, no dict growth). :meth:`histogram` gives the sparse :class:`Histogram` back.
 
     Example:
@@ -431,7 +436,7 @@ class Accumulator:
 
     def __init__(self) -> None:
         self.counts: dict[int, int] = {}
-        self.dense: array[int] | None = None
+        self.dense: list[int] | None = None
         self.total = 0
         self.overflow = 0
         self.sum_us = 0
@@ -470,7 +475,7 @@ class Accumulator:
         )
 
     def _densify(self) -> None:
-        dense = array("Q", bytes(8 * (_TOP_INDEX + 1)))
+        dense = [0] * (_TOP_INDEX + 1)
         for index, n in self.counts.items():
             dense[index] = n
         self.dense, self.counts = dense, {}
