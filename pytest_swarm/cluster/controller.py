@@ -8,15 +8,19 @@ handed to each worker through ``workerinput``.
 
 from __future__ import annotations
 
-from typing import Any
+import os
+import tempfile
+import threading
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from ..engine.link import LiveStatus
-from ..report.terminal import live_line
 from ..session import get_options, quiet, terminal_writer
-from .coordinator import BindError, Coordinator
 from .scheduler import SwarmScheduling
+
+if TYPE_CHECKING:
+    from ..engine.link import LiveStatus
+    from .coordinator import Coordinator
 
 HEARTBEAT_TIMEOUT = 5.0
 
@@ -24,7 +28,20 @@ HEARTBEAT_TIMEOUT = 5.0
 class ControllerPlugin:
     def __init__(self, config: pytest.Config) -> None:
         self.config = config
-        self.coordinator: Coordinator | None = None
+        self._coordinator: Coordinator | None = None
+        self._endpoint: dict[str, Any] | None = None
+        self._starting: threading.Thread | None = None
+        self._start_error: BaseException | None = None
+
+    @property
+    def coordinator(self) -> Coordinator | None:
+        """The coordinator, once started (waits for a start in progress)."""
+        if self._starting is not None:
+            self._starting.join()
+            self._starting = None
+            if self._start_error is not None:
+                raise self._start_error
+        return self._coordinator
 
     def _live(self) -> Any:
         if quiet(self.config):
@@ -32,6 +49,8 @@ class ControllerPlugin:
         write = terminal_writer(self.config, suspend_capture=False)
         if write is None:
             return None
+
+        from ..report.terminal import live_line
 
         def live(status: LiveStatus) -> None:
             write(live_line(status))
@@ -41,16 +60,51 @@ class ControllerPlugin:
     @pytest.hookimpl(tryfirst=True)
     def pytest_sessionstart(self, session: pytest.Session) -> None:
         options = get_options(self.config)
-        try:
-            self.coordinator = Coordinator(
-                bind=options.bind,
-                advertise=options.advertise,
-                interval=options.report_interval,
-                heartbeat_timeout=HEARTBEAT_TIMEOUT,
-                live=self._live(),
-            )
-        except BindError as exc:
-            raise pytest.UsageError(str(exc)) from None
+        if options.bind:
+            # A TCP address: bound now, so that a busy port is a usage error (exit 4) before
+            # any worker starts, and CURVE keys exist before workers are configured.
+            from .coordinator import BindError
+
+            try:
+                self._coordinator = self._start(options.bind, options.advertise, None)
+            except BindError as exc:
+                raise pytest.UsageError(str(exc)) from None
+            self._endpoint = self._coordinator.endpoint.to_dict()
+            return
+        # The default, ipc in a private directory: its address is known before the socket
+        # exists, so the coordinator (ZeroMQ and the aggregator: ~0.1 s of imports and set-up)
+        # starts in a thread while xdist boots the workers, which connect whenever it binds.
+        private = tempfile.mkdtemp(prefix="pytest-swarm-")
+        os.chmod(private, 0o700)
+        address = f"ipc://{private}/aggregator.sock"
+        self._endpoint = {
+            "address": address,
+            "server_public": None,
+            "client_public": None,
+            "client_secret": None,
+        }
+
+        def start() -> None:
+            try:
+                self._coordinator = self._start(address, None, private)
+            except BaseException as exc:
+                self._start_error = exc
+
+        self._starting = threading.Thread(target=start, name="swarm-coordinator-start")
+        self._starting.start()
+
+    def _start(self, bind: str, advertise: str | None, private: str | None) -> Coordinator:
+        from .coordinator import Coordinator
+
+        options = get_options(self.config)
+        return Coordinator(
+            bind=bind,
+            advertise=advertise,
+            interval=options.report_interval,
+            heartbeat_timeout=HEARTBEAT_TIMEOUT,
+            live=self._live(),
+            private_dir=private,
+        )
 
     def pytest_configure_node(self, node: Any) -> None:
         if self.config.getoption("dist") != "load":
@@ -60,22 +114,26 @@ class ControllerPlugin:
             # aggregator, exactly like a one-process run. Handing such a worker the swarm
             # endpoint would leave it waiting at a barrier that never releases it.
             return
-        assert self.coordinator is not None
-        endpoint = self.coordinator.endpoint.to_dict()
+        assert self._endpoint is not None
+        endpoint = dict(self._endpoint)
         endpoint["heartbeat_timeout"] = HEARTBEAT_TIMEOUT
         node.workerinput["swarm"] = endpoint
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_xdist_make_scheduler(self, config: pytest.Config, log: Any) -> Any:
-        if config.getoption("dist") != "load" or self.coordinator is None:
+        if config.getoption("dist") != "load" or self._endpoint is None:
             return None  # other --dist modes keep xdist's scheduler (documented)
         from xdist.workermanage import parse_tx_spec_config
 
-        coordinator = self.coordinator
+        def started() -> Coordinator:
+            coordinator = self.coordinator
+            assert coordinator is not None
+            return coordinator
+
         return SwarmScheduling(
             numnodes=len(parse_tx_spec_config(config)),
-            load_tests=coordinator.load_tests,
-            expect=coordinator.expect,
+            load_tests=lambda: started().load_tests(),
+            expect=lambda worker: started().expect(worker),
             log=log,
         )
 
@@ -113,6 +171,7 @@ class ControllerPlugin:
             )
 
     def pytest_unconfigure(self, config: pytest.Config) -> None:
-        if self.coordinator is not None:
-            self.coordinator.close()
-            self.coordinator = None
+        coordinator = self.coordinator
+        if coordinator is not None:
+            coordinator.close()
+            self._coordinator = None

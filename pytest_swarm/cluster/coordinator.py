@@ -65,13 +65,16 @@ class Coordinator:
         interval: float = 1.0,
         heartbeat_timeout: float = 5.0,
         live: Callable[[LiveStatus], None] | None = None,
+        private_dir: str | None = None,
     ) -> None:
         self.control = Control(interval=interval, heartbeat_timeout=heartbeat_timeout)
         self.live = live
         self._lock = threading.Lock()
         self._pending: Outbox = []
         self._stop = threading.Event()
-        self._tmpdir: str | None = None
+        # A private directory holding the ipc socket: removed at close (made here when no
+        # address is given; the controller may make it itself to know the address early).
+        self._tmpdir: str | None = private_dir
         self._auth: Any = None
         self.context = zmq.Context()
         self.socket = self.context.socket(zmq.ROUTER)
