@@ -8,6 +8,7 @@ the plugin gevent-patch the whole test process.
 from __future__ import annotations
 
 import doctest
+import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -26,6 +27,13 @@ MARK = "@pytest.mark." + "load(users=5)"
 RUN = "swa" + "rm.run(duration=1)"
 FIX = "swa" + "rm"
 DEFAULT_PATTERNS = ["test_*.py", "*_test.py"]
+
+# When this suite itself runs under xdist (``pytest -n 2 tests``), this very process is a
+# worker: its stack holds execnet's ``__channelexec__`` frame, which is what is detected.
+IN_XDIST_WORKER = pytest.mark.skipif(
+    "PYTEST_XDIST_WORKER" in os.environ,
+    reason="the test process is itself an xdist worker",
+)
 
 
 def write(root: Path, relative: str, text: str) -> Path:
@@ -92,7 +100,9 @@ def nested_in_channelexec(func: Callable[[], bool]) -> bool:
     [
         ("gw0", as_channelexec, True),
         ("gw0", nested_in_channelexec, True),
-        ("gw3", lambda f: f(), False),  # a pytest run started from inside a worker
+        pytest.param(  # a pytest run started from inside a worker
+            "gw3", lambda f: f(), False, marks=IN_XDIST_WORKER
+        ),
         (None, as_channelexec, False),
         (None, lambda f: f(), False),
     ],
@@ -139,6 +149,7 @@ def test_is_xdist_controller(
     assert is_xdist_controller(args, numprocesses, dist) is expected
 
 
+@IN_XDIST_WORKER
 def test_a_worker_is_never_a_controller(monkeypatch: pytest.MonkeyPatch) -> None:
     # A worker's options repeat -n and --dist: it still must patch.
     monkeypatch.setenv("PYTEST_XDIST_WORKER", "gw1")
