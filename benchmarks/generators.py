@@ -8,6 +8,8 @@ neighbour hurts all of them alike) and the table shows medians and ratios.
 Throughput: 50 users, zero wait, ``GET /`` (2-byte body) for ``--duration`` seconds.
 Memory: ``--idle-users`` users waiting 5-10 s between requests, each holding its connection;
 per-user memory = (RSS with N users - RSS with 10 users) / (N - 10).
+Holding: ``--hold-users`` (10,000) ``fast_http`` users on one process for ``--hold-duration``
+seconds, read from the run's JSON timeline: all running to the end, at the expected rate.
 
 Every load loop is bounded in time and goes to 127.0.0.1 only.
 """
