@@ -411,9 +411,10 @@ class Histogram:
         return encoded.decode("ascii") if isinstance(encoded, bytes) else str(encoded)
 
 
-# Buckets past which an Accumulator keeps its counts in a dense list (~186 KB, the size of
-# ~2,000 dict entries): merging into a large dict costs ~3x more per bucket than into a list.
-DENSE_AT = 1024
+# Buckets past which an Accumulator keeps its counts in a dense list (~186 KB: no more than
+# the dict of ~2,000 entries it replaces): merging into a large dict costs ~3x more per bucket
+# than into a list, and a run's totals never take more memory for it.
+DENSE_AT = 2048
 
 
 class Accumulator:

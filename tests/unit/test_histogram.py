@@ -533,7 +533,8 @@ def test_an_accumulator_equals_the_merge_whether_sparse_or_dense(
     assert acc.histogram().percentiles((50, 99, 100)) == expected.percentiles((50, 99, 100))
 
 
-def test_an_accumulator_goes_dense_past_the_threshold() -> None:
+def test_an_accumulator_goes_dense_past_the_threshold(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(histogram_module, "DENSE_AT", 64)
     acc = Accumulator()
     h = Histogram()
     h.record_values(list(range(1, histogram_module.DENSE_AT + 2)))  # one bucket per value
