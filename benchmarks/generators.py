@@ -56,9 +56,9 @@ class Bench:
         self.tmp = Path(tempfile.mkdtemp(prefix="swarm-bench-"))
 
     # -- pytest-swarm ------------------------------------------------------------------------
-    def swarm(self, test: str, users: int, duration: float) -> tuple[float, Path]:
-        junit = self.tmp / f"{test}.xml"
-        cmd = [
+    def swarm_cmd(self, test: str, users: int, rate: float, duration: float) -> list[str]:
+        """pytest on one scenario of scenarios/test_throughput.py, in the pytest-swarm venv."""
+        return [
             str(Path(self.args.swarm_venv) / "bin" / "pytest"),
             f"{SCENARIOS / 'test_throughput.py'}::{test}",
             "-p",
@@ -66,11 +66,14 @@ class Bench:
             "-q",
             "--swarm-patch=on",
             f"--swarm-users={users}",
-            f"--swarm-rate={max(users, 1000)}",
-            f"--swarm-duration={duration}s",
+            f"--swarm-rate={rate:g}",
+            f"--swarm-duration={duration:g}s",
             f"--swarm-host={self.url}",
-            f"--junitxml={junit}",
         ]
+
+    def swarm(self, test: str, users: int, duration: float) -> tuple[float, Path]:
+        junit = self.tmp / f"{test}.xml"
+        cmd = [*self.swarm_cmd(test, users, max(users, 1000), duration), f"--junitxml={junit}"]
         run(pinned(cmd), timeout=duration + 120, cwd=self.tmp)
         props = {p.get("name"): p.get("value") for p in ET.parse(junit).iter("property")}
         return float(props["swarm_rps"]), junit
@@ -165,18 +168,7 @@ class Bench:
         def cmd(n: int) -> list[str]:
             if kind.startswith("swarm"):
                 test = "test_idle_fast_http" if kind == "swarm_fast" else "test_idle_http"
-                return [
-                    str(Path(self.args.swarm_venv) / "bin" / "pytest"),
-                    f"{SCENARIOS / 'test_throughput.py'}::{test}",
-                    "-p",
-                    "no:cacheprovider",
-                    "-q",
-                    "--swarm-patch=on",
-                    f"--swarm-users={n}",
-                    f"--swarm-rate={max(n, 1000)}",
-                    f"--swarm-duration={d}s",
-                    f"--swarm-host={self.url}",
-                ]
+                return self.swarm_cmd(test, n, max(n, 1000), d)
             locustfile = "locust_idle_fast.py" if kind == "locust_fast" else "locust_idle_http.py"
             return self.locust_cmd(locustfile, n, d, self.tmp / f"mem-{kind}-{n}")
 
@@ -190,19 +182,8 @@ class Bench:
         run's JSON timeline: do they all start, and do they keep running and requesting at the
         expected rate to the end? Returns the report section; raises if they do not hold."""
         out = self.tmp / "hold.json"
-        cmd = [
-            str(Path(self.args.swarm_venv) / "bin" / "pytest"),
-            f"{SCENARIOS / 'test_throughput.py'}::test_idle_fast_http",
-            "-p",
-            "no:cacheprovider",
-            "-q",
-            "--swarm-patch=on",
-            f"--swarm-users={users}",
-            f"--swarm-rate={users / 5:g}",  # all started within 5 s
-            f"--swarm-duration={seconds:g}s",
-            f"--swarm-host={self.url}",
-            f"--swarm-json={out}",
-        ]
+        rate = users / 5  # all started within 5 s
+        cmd = [*self.swarm_cmd("test_idle_fast_http", users, rate, seconds), f"--swarm-json={out}"]
         run(pinned(cmd), timeout=seconds + 120, cwd=self.tmp)
         (doc,) = json.loads(out.read_text())["load_tests"]
         timeline = doc["timeline"]

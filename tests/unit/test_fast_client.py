@@ -13,12 +13,11 @@ import doctest
 import gzip
 import json
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
-from local_http import Local, LocalServer, closed_port, counts, serve
+from local_http import Local, QuietHandler, closed_port, counts, serve
 
 import pytest_swarm.clients.fast as fast_module
 from pytest_swarm.clients.fast import (
@@ -35,16 +34,7 @@ from pytest_swarm.stats.snapshot import Snapshot
 # -- the local server -----------------------------------------------------------------------------
 
 
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    # Headers and body go in separate writes: without TCP_NODELAY each response would wait
-    # for the client's delayed ACK (~40 ms).
-    disable_nagle_algorithm = True
-    server: LocalServer
-
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
-
+class _Handler(QuietHandler):
     # helpers
     def _reply(
         self,

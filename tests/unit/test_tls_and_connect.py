@@ -12,30 +12,20 @@ from __future__ import annotations
 import contextlib
 import socket
 import ssl
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler
 from pathlib import Path
-from typing import Any
 
 import pytest
 import requests
 import trustme
-from local_http import Local, LocalServer
+from local_http import Local, QuietHandler, serve
 
 from pytest_swarm.clients.fast import ConnectTimeout, FastHttpSession
 from pytest_swarm.clients.http import HttpSession
 from pytest_swarm.stats.recorder import Recorder
 
 
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    disable_nagle_algorithm = True
-    server: LocalServer
-
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
-
+class _Handler(QuietHandler):
     def do_GET(self) -> None:
         self.server.hits[self.path] += 1
         body = b"secure"
@@ -59,19 +49,10 @@ def ca_file(ca: trustme.CA, tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def tls(ca: trustme.CA) -> Iterator[Local]:
-    server = LocalServer(_Handler)
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     ca.issue_cert("localhost", "127.0.0.1").configure_cert(context)
-    server.socket = context.wrap_socket(server.socket, server_side=True)
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05})
-    thread.start()
-    try:
-        yield Local(f"https://localhost:{server.server_address[1]}", server)
-    finally:
-        server.release.set()
-        server.shutdown()
-        server.server_close()
-        thread.join()
+    with serve(_Handler, tls=context) as local:
+        yield local
 
 
 def _fast(url: str, verify: bool | str) -> tuple[FastHttpSession, Recorder]:

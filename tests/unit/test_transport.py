@@ -16,13 +16,12 @@ import io
 import json
 import zlib
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
 import requests
-from local_http import Local, LocalServer, closed_port, counts, serve
+from local_http import Local, QuietHandler, closed_port, counts, serve
 from requests.adapters import HTTPAdapter
 from requests.exceptions import (
     ConnectionError,
@@ -44,14 +43,7 @@ ZIPPED = b"zipped " * 100
 # -- the local server -----------------------------------------------------------------------------
 
 
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    disable_nagle_algorithm = True  # headers and body are separate writes: no delayed-ACK wait
-    server: LocalServer
-
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
-
+class _Handler(QuietHandler):
     def _reply(self, status: int, body: bytes = b"", headers: list[tuple[str, str]] | None = None):
         self.send_response(status)
         for name, value in headers or []:
