@@ -8,14 +8,13 @@ handed to each worker through ``workerinput``.
 
 from __future__ import annotations
 
-import os
-import tempfile
 import threading
 from typing import TYPE_CHECKING, Any
 
 import pytest
 
 from ..session import get_options, quiet, terminal_writer
+from .endpoint import Endpoint, private_ipc
 from .scheduler import SwarmScheduling
 
 if TYPE_CHECKING:
@@ -74,15 +73,8 @@ class ControllerPlugin:
         # The default, ipc in a private directory: its address is known before the socket
         # exists, so the coordinator (ZeroMQ and the aggregator: ~0.1 s of imports and set-up)
         # starts in a thread while xdist boots the workers, which connect whenever it binds.
-        private = tempfile.mkdtemp(prefix="pytest-swarm-")
-        os.chmod(private, 0o700)
-        address = f"ipc://{private}/aggregator.sock"
-        self._endpoint = {
-            "address": address,
-            "server_public": None,
-            "client_public": None,
-            "client_secret": None,
-        }
+        private, address = private_ipc()
+        self._endpoint = Endpoint(address).to_dict()
 
         def start() -> None:
             try:

@@ -14,19 +14,17 @@ refused by the ZAP handler and never gets a byte in or out.
 from __future__ import annotations
 
 import contextlib
-import os
 import shutil
-import tempfile
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 import zmq
 
 from ..engine.link import LiveStatus
 from .control import Control, Outbox
+from .endpoint import Endpoint, private_ipc
 from .wire import MAX_FRAME, VersionMismatch, WireError, decode, encode
 
 POLL_MS = 100
@@ -34,24 +32,6 @@ POLL_MS = 100
 
 class BindError(RuntimeError):
     """The aggregator address cannot be bound (e.g. the port is taken)."""
-
-
-@dataclass(frozen=True)
-class Endpoint:
-    """What a worker needs to connect: handed over in ``workerinput['swarm']``."""
-
-    address: str
-    server_public: str | None = None
-    client_public: str | None = None
-    client_secret: str | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "address": self.address,
-            "server_public": self.server_public,
-            "client_public": self.client_public,
-            "client_secret": self.client_secret,
-        }
 
 
 class Coordinator:
@@ -96,9 +76,7 @@ class Coordinator:
 
     def _bind(self, bind: str | None, advertise: str | None) -> Endpoint:
         if not bind:
-            self._tmpdir = tempfile.mkdtemp(prefix="pytest-swarm-")
-            os.chmod(self._tmpdir, 0o700)
-            bind = f"ipc://{self._tmpdir}/aggregator.sock"
+            self._tmpdir, bind = private_ipc()
         secure = bind.startswith("tcp://")
         keys: dict[str, str | None] = {}
         if secure:

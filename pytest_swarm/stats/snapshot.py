@@ -127,13 +127,10 @@ class Snapshot:
         """The wire form; always within the bounds :meth:`from_wire` enforces (see OTHER_NAME)."""
         entries = _fold_entries(self.entries)
         errors = _fold_errors(self.errors)
-        hists = [e.hist for e in entries.values()]
         # The total, coarse, travels last: it only feeds the per-second timeline and the
-        # live line, and is checked against the entries.
-        total = Histogram()
-        for h in hists:
-            total.merge(h)
-        hists.append(total.coarse())
+        # live line, and is checked against the entries (folding keeps every count).
+        hists = [e.hist for e in entries.values()]
+        hists.append(self.total().hist.coarse())
         return {
             # [names, failures, every histogram in one blob]: one parse per delta.
             "e": [list(entries), [e.failures for e in entries.values()], pack(hists)],

@@ -4,6 +4,7 @@ workers on the other. RELIABILITY rows 5, 6, 7, 23 and 24."""
 
 from __future__ import annotations
 
+import doctest
 import os
 import socket
 import stat
@@ -17,8 +18,10 @@ import pytest
 import zmq
 from zmq.utils.monitor import recv_monitor_message
 
+import pytest_swarm.cluster.endpoint as endpoint_module
 from pytest_swarm import PROTOCOL_VERSION
 from pytest_swarm.cluster.coordinator import BindError, Coordinator
+from pytest_swarm.cluster.endpoint import private_ipc
 from pytest_swarm.cluster.wire import MAX_FRAME, Message, decode, encode
 
 WAIT = 5.0  # upper bound for anything that should happen at once
@@ -341,3 +344,20 @@ def test_messages_flow_between_hooks_and_workers(
     workers["gw0"].send(encode("claim", test="t.py::test_load"))
     assert receive_kind(workers["gw0"], "reporter").body["yes"] is True
     assert coordinator.reporter_of("t.py::test_load") == "gw0"
+
+
+def test_endpoint_module_doctests() -> None:
+    assert doctest.testmod(endpoint_module).failed == 0
+
+
+def test_a_private_directory_made_by_the_caller_is_removed_at_close() -> None:
+    # The controller makes the directory (to know the address before ZeroMQ is imported) and
+    # hands it over: the coordinator binds there and removes it when it closes.
+    directory, address = private_ipc()
+    coordinator = Coordinator(bind=address, private_dir=directory)
+    try:
+        assert coordinator.endpoint.address == address
+        assert os.path.exists(address[len("ipc://") :])
+    finally:
+        coordinator.close()
+    assert not os.path.exists(directory)
