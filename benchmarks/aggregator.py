@@ -22,7 +22,7 @@ from typing import Any
 
 import zmq
 
-from pytest_swarm.cluster.coordinator import Coordinator
+from pytest_swarm.cluster.controller_link import Coordinator
 from pytest_swarm.cluster.wire import decode, encode
 from pytest_swarm.stats.histogram import Histogram
 from pytest_swarm.stats.snapshot import Snapshot

@@ -15,8 +15,9 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from .session import check_target, get_options, make_link
 from .spec import SpecError, WaitSpec, build_spec
+from .stash import get_options, make_link
+from .target import check_target
 
 # The engine and the clients pull in gevent and requests: they are imported when a fixture is
 # first used, so that a run without load tests imports neither (and ssl stays unpatched).

@@ -19,8 +19,9 @@ import pytest
 from .fixture import ENGINE_PROVIDED, target_url
 from .objectives import Objective, ObjectiveError, Verdict, evaluate, parse_objective
 from .options import SwarmOptions
-from .session import TargetError, check_target, get_options, make_link, terminal_writer
 from .spec import LoadSpec, SpecError, build_spec
+from .stash import get_options, make_link, terminal_writer
+from .target import TargetError, check_target
 
 if TYPE_CHECKING:
     from .engine.load import LoadOutcome

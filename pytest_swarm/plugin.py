@@ -15,7 +15,7 @@ from . import items
 from .engine import patching
 from .fixture import Swarm, fast_http, http, swarm, swarm_user
 from .options import add_options
-from .session import get_options, quiet, terminal_writer
+from .stash import get_options, quiet, terminal_writer
 
 __all__ = ["fast_http", "http", "swarm", "swarm_user"]
 
@@ -73,11 +73,11 @@ def pytest_configure(config: pytest.Config) -> None:
     if workerinput is None:
         config.pluginmanager.register(SummaryPrinter(config), "swarm-summary")
     if workerinput is not None and "swarm" in workerinput:
-        from .cluster.worker import WorkerPlugin
+        from .cluster.worker_plugin import WorkerPlugin
 
         config.pluginmanager.register(WorkerPlugin(config, workerinput["swarm"]), "swarm-worker")
     elif _is_controller(config) and config.stash.get(ACTIVE_KEY, False):
-        from .cluster.controller import ControllerPlugin
+        from .cluster.controller_plugin import ControllerPlugin
 
         config.pluginmanager.register(ControllerPlugin(config), "swarm-controller")
 

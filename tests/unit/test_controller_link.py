@@ -1,4 +1,4 @@
-"""Tests of pytest_swarm.cluster.coordinator with real ZeroMQ sockets in one process: the
+"""Tests of pytest_swarm.cluster.controller_link with real ZeroMQ sockets in one process: the
 coordinator's ROUTER thread on one side, plain (blocking, not gevent) DEALER sockets playing the
 workers on the other. RELIABILITY rows 5, 6, 7, 23 and 24."""
 
@@ -20,7 +20,7 @@ from zmq.utils.monitor import recv_monitor_message
 
 import pytest_swarm.cluster.endpoint as endpoint_module
 from pytest_swarm import PROTOCOL_VERSION
-from pytest_swarm.cluster.coordinator import BindError, Coordinator
+from pytest_swarm.cluster.controller_link import BindError, Coordinator
 from pytest_swarm.cluster.endpoint import private_ipc
 from pytest_swarm.cluster.wire import MAX_FRAME, Message, decode, encode
 

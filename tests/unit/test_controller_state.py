@@ -1,4 +1,4 @@
-"""Unit tests for pytest_swarm.cluster.control: the controller's decisions, driven by plain
+"""Unit tests for pytest_swarm.cluster.controller_state: the controller's decisions, driven by plain
 method calls with a fake clock (no socket, no thread)."""
 
 from __future__ import annotations
@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from pytest_swarm.cluster.control import Control, Outbox, rank
+from pytest_swarm.cluster.controller_state import Control, Outbox, rank
 from pytest_swarm.cluster.wire import Message, decode, encode
 from pytest_swarm.stats.snapshot import Snapshot
 

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 from _pytest.runner import runtestprotocol
 
-from ..session import LINK_FACTORY_KEY
+from ..stash import LINK_FACTORY_KEY
 from .agent import Agent, AgentLink, LinkError
 
 

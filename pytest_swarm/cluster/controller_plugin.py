@@ -1,7 +1,7 @@
 """Hooks of the distributed mode that run in the xdist controller.
 
 The controller never patches gevent and never blocks a hook: the aggregator is a
-:class:`~pytest_swarm.cluster.coordinator.Coordinator` with its own thread, created at session
+:class:`~pytest_swarm.cluster.controller_link.Coordinator` with its own thread, created at session
 start (so a busy port is a clear usage error before any worker starts), its address and keys
 handed to each worker through ``workerinput``.
 """
@@ -13,13 +13,13 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from ..session import get_options, quiet, terminal_writer
+from ..stash import get_options, quiet, terminal_writer
 from .endpoint import Endpoint, private_ipc
 from .scheduler import SwarmScheduling
 
 if TYPE_CHECKING:
     from ..engine.link import LiveStatus
-    from .coordinator import Coordinator
+    from .controller_link import Coordinator
 
 HEARTBEAT_TIMEOUT = 5.0
 
@@ -62,7 +62,7 @@ class ControllerPlugin:
         if options.bind:
             # A TCP address: bound now, so that a busy port is a usage error (exit 4) before
             # any worker starts, and CURVE keys exist before workers are configured.
-            from .coordinator import BindError
+            from .controller_link import BindError
 
             try:
                 self._coordinator = self._start(options.bind, options.advertise, None)
@@ -86,7 +86,7 @@ class ControllerPlugin:
         self._starting.start()
 
     def _start(self, bind: str, advertise: str | None, private: str | None) -> Coordinator:
-        from .coordinator import Coordinator
+        from .controller_link import Coordinator
 
         options = get_options(self.config)
         return Coordinator(

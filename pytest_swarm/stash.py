@@ -1,4 +1,5 @@
-"""Run-wide state of the plugin, kept in ``config.stash``: options, the terminal, the link.
+"""Run-wide state of the plugin, kept in ``config.stash``: options, the terminal writer, the
+link factory.
 
 Example:
     >>> options = get_options(config)            # doctest: +SKIP
@@ -7,10 +8,8 @@ Example:
 
 from __future__ import annotations
 
-import socket
 from collections.abc import Callable
 from typing import TYPE_CHECKING
-from urllib.parse import urlsplit
 
 import pytest
 
@@ -22,10 +21,6 @@ if TYPE_CHECKING:
 OPTIONS_KEY = pytest.StashKey[SwarmOptions]()
 # Set by the distributed mode on xdist workers: builds the ZeroMQ link for one test.
 LINK_FACTORY_KEY = pytest.StashKey["Callable[[str], Link]"]()
-
-
-class TargetError(Exception):
-    """The target cannot be reached at all (e.g. its host name does not resolve)."""
 
 
 def get_options(config: pytest.Config) -> SwarmOptions:
@@ -81,17 +76,3 @@ def make_link(config: pytest.Config, key: str) -> Link:
 
     interval = get_options(config).report_interval
     return LocalLink(live=live if write is not None else None, interval=interval)
-
-
-def check_target(url: str | None) -> None:
-    """One clear error early instead of thousands of identical failures."""
-    if not url:
-        return
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise TargetError(f"target {url!r} is not an http(s) URL with a host")
-    port = parts.port or (443 if parts.scheme == "https" else 80)
-    try:
-        socket.getaddrinfo(parts.hostname, port, proto=socket.IPPROTO_TCP)
-    except OSError as exc:
-        raise TargetError(f"target host {parts.hostname!r} does not resolve: {exc}") from None

@@ -3,7 +3,7 @@
 xdist's controller runs every hook on one event loop, so nothing here may block a hook: the
 socket lives in a daemon thread, and hooks only call the small lock-protected methods
 (:meth:`Coordinator.expect`, :meth:`Coordinator.worker_down`, …). Decisions are made by
-:class:`~pytest_swarm.cluster.control.Control`; this module moves bytes and keeps time.
+:class:`~pytest_swarm.cluster.controller_state.Control`; this module moves bytes and keeps time.
 
 Security: by default the socket is an ``ipc://`` endpoint in a private (0700) temporary
 directory. A TCP bind (``--swarm-bind tcp://0.0.0.0:PORT``) turns on CURVE with keys generated
@@ -23,7 +23,7 @@ from typing import Any
 import zmq
 
 from ..engine.link import LiveStatus
-from .control import Control, Outbox
+from .controller_state import Control, Outbox
 from .endpoint import Endpoint, private_ipc
 from .wire import MAX_FRAME, VersionMismatch, WireError, decode, encode
 

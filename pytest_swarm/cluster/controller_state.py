@@ -1,7 +1,7 @@
 """The controller's bookkeeping of a distributed run, without any socket or thread.
 
 :class:`Control` takes decoded messages from workers, worker-down notices and clock ticks, and
-answers with the frames to send. The ZeroMQ thread (``coordinator.py``) only moves bytes; all
+answers with the frames to send. The ZeroMQ thread (``controller_link.py``) only moves bytes; all
 decisions live here, so they are unit-tested with plain method calls.
 
 Per load test it runs a start barrier (every expected worker says ``ready`` or ``abort``), then
