@@ -1,0 +1,215 @@
+"""The self-contained HTML report (``--swarm-html``): one file that opens offline.
+
+It reads the same per-test documents as the JSON file (:func:`report.files.result_document`),
+never the engine. Tables, verdicts and errors are plain HTML, readable without scripts; the
+charts are SVG drawn by ``assets/charts.js``, our own small drawing code, which the live
+dashboard uses too. Styles and scripts are inlined, so the page makes no request at all.
+
+Example:
+    >>> page = render_html([], {"started": "2026-12-01T10:00:00Z"})
+    >>> page.startswith("<!DOCTYPE html>") and "no load test ran" in page
+    True
+"""
+
+from __future__ import annotations
+
+import html
+import json
+from importlib import resources
+from typing import Any
+
+from hdrh.histogram import HdrHistogram
+
+from .. import __version__
+from ..objectives import ObjectiveError, parse_objective
+from ..objectives import _format_measured as _format_measured
+
+# Percentiles of the distribution chart: HdrHistogram's plotter steps halve the remaining tail.
+DISTRIBUTION_LEVELS = (
+    0.0, 25.0, 50.0, 75.0, 87.5, 90.0, 93.75, 95.0, 96.875, 98.4375, 99.0, 99.21875,
+    99.609375, 99.8046875, 99.9, 99.90234375, 99.951171875, 99.99, 99.999, 100.0,
+)  # fmt: skip
+MAX_DISTRIBUTION_SERIES = 12  # total + the busiest names: a chart with more lines is unreadable
+
+_COLUMNS = ("requests", "failures", "req/s", "p50", "p90", "p95", "p99", "max")
+
+
+def _asset(name: str) -> str:
+    return resources.files(__package__).joinpath("assets", name).read_text(encoding="utf-8")
+
+
+def _ms(value: object) -> str:
+    if not isinstance(value, int | float):
+        return ""
+    return f"{value:,.1f} ms" if value < 10_000 else f"{value / 1000:,.2f} s"
+
+
+def _num(value: object) -> str:
+    if isinstance(value, float):
+        return f"{value:,.1f}"
+    return f"{value:,}" if isinstance(value, int) else ""
+
+
+def outcome(doc: dict[str, Any]) -> str:
+    """passed / failed / error / interrupted, from the document alone."""
+    explicit = doc.get("outcome")
+    if isinstance(explicit, str):
+        return explicit
+    if doc.get("interrupted"):
+        return "interrupted"
+    if doc.get("problems"):
+        return "error"
+    if any(not o.get("met") for o in doc.get("objectives", [])):
+        return "failed"
+    return "passed"
+
+
+def distribution(doc: dict[str, Any]) -> dict[str, list[tuple[float, float]]]:
+    """(percentile, ms) points per series, decoded from the document's HDR histograms."""
+    entries = [("Total", doc.get("total", {}))]
+    requests = doc.get("requests", {})
+    busiest = sorted(requests, key=lambda n: -int(requests[n].get("count", 0)))
+    entries += [(n, requests[n]) for n in busiest[: MAX_DISTRIBUTION_SERIES - 1]]
+    out: dict[str, list[tuple[float, float]]] = {}
+    for name, entry in entries:
+        blob = entry.get("hdr_histogram_us")
+        if not isinstance(blob, str) or not entry.get("count"):
+            continue
+        hist = HdrHistogram.decode(blob)
+        out[name] = [(q, hist.get_value_at_percentile(q) / 1000) for q in DISTRIBUTION_LEVELS]
+    return out
+
+
+def _measured(objective: object, value: object) -> str:
+    """The measured value in its objective's unit, as the terminal shows it."""
+    if not isinstance(value, int | float):
+        return "not measured"
+    try:
+        metric = parse_objective(str(objective)).metric
+    except ObjectiveError:
+        return _num(value)
+    return _format_measured(metric, float(value))
+
+
+def _row(name: str, e: dict[str, Any], css: str = "") -> str:
+    cells = [
+        _num(e.get("count")),
+        _num(e.get("failures")),
+        _num(e.get("rps")),
+        *(_ms(e.get(k)) for k in ("p50_ms", "p90_ms", "p95_ms", "p99_ms", "max_ms")),
+    ]
+    tds = "".join(f"<td>{html.escape(c)}</td>" for c in cells)
+    return f'<tr class="{css}"><td class="name">{html.escape(name)}</td>{tds}</tr>'
+
+
+def _test_section(index: int, doc: dict[str, Any]) -> str:
+    state = outcome(doc)
+    test = str(doc.get("test", "?"))
+    parts = [
+        f'<section class="test" id="test-{index}">',
+        f'<h2><span class="verdict {state}">{state.upper()}</span> {html.escape(test)}</h2>',
+        f'<div class="meta">{_num(doc.get("users"))} users &middot; '
+        f"{_num(doc.get('workers'))} worker(s) &middot; "
+        f"{_num(doc.get('duration_s'))} s</div>",
+    ]
+    problems = doc.get("problems") or []
+    if problems:
+        items = "".join(f"<li>{html.escape(str(p))}</li>" for p in problems)
+        parts.append(f'<h3>Problems</h3><ul class="problems">{items}</ul>')
+    objectives = doc.get("objectives") or []
+    if objectives:
+        rows = "".join(
+            f'<tr><td class="name">{html.escape(str(o.get("objective")))}</td>'
+            f"<td>{html.escape(_measured(o.get('objective'), o.get('measured')))}</td>"
+            f'<td class="{"met" if o.get("met") else "missed"}">'
+            f"{'met' if o.get('met') else 'MISSED'}</td></tr>"
+            for o in objectives
+        )
+        parts.append(
+            '<h3>Objectives</h3><table><tr><th class="name">objective</th><th>measured</th>'
+            f"<th>state</th></tr>{rows}</table>"
+        )
+    header = "".join(f"<th>{c}</th>" for c in _COLUMNS)
+    rows = "".join(_row(n, e) for n, e in (doc.get("requests") or {}).items())
+    rows += _row("Total", doc.get("total") or {}, "total")
+    parts.append(
+        f'<h3>Requests</h3><table><tr><th class="name">name</th>{header}</tr>{rows}</table>'
+    )
+    parts.append(f'<h3>Over time</h3><div class="charts" data-charts="{index}"></div>')
+    errors = doc.get("errors") or []
+    if errors:
+        items = "".join(
+            f"<details><summary>{_num(g.get('count'))} &times; [{html.escape(str(g.get('name')))}]"
+            f" {html.escape(str(g.get('kind')))}: {html.escape(str(g.get('message')))}</summary>"
+            f"<pre>{html.escape(str(g.get('sample_traceback') or ''))}</pre></details>"
+            for g in errors
+        )
+        parts.append(f"<h3>Errors</h3>{items}")
+    gen = doc.get("generator") or {}
+    bad = " bad" if gen.get("saturated") else ""
+    parts.append(
+        f'<h3>Generator health</h3><div class="health{bad}">CPU max '
+        f"{_num(gen.get('cpu_max_percent'))} %, event-loop lag max "
+        f"{_ms(gen.get('lag_max_ms'))}"
+        f"{' (saturated: latencies are unreliable)' if gen.get('saturated') else ''}</div>"
+    )
+    parts.append("</section>")
+    return "\n".join(parts)
+
+
+def _overview(documents: list[dict[str, Any]]) -> str:
+    if not documents:
+        return "<p>no load test ran in this session</p>"
+    rows = "".join(
+        f'<tr><td class="name"><a href="#test-{i}">{html.escape(str(d.get("test")))}</a></td>'
+        f'<td><span class="verdict {outcome(d)}">{outcome(d).upper()}</span></td>'
+        f"<td>{_num((d.get('total') or {}).get('count'))}</td>"
+        f"<td>{_ms((d.get('total') or {}).get('p95_ms'))}</td></tr>"
+        for i, d in enumerate(documents)
+    )
+    return (
+        '<table class="overview"><tr><th class="name">load test</th><th>verdict</th>'
+        f"<th>requests</th><th>p95</th></tr>{rows}</table>"
+    )
+
+
+def _script_json(data: object) -> str:
+    # Inside <script>, "</" would end the element and "<!--" opens a comment: escape both.
+    text = json.dumps(data, separators=(",", ":"), allow_nan=False)
+    return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+
+
+def render_html(documents: list[dict[str, Any]], context: dict[str, Any]) -> str:
+    """The whole report page for a session's load-test documents."""
+    context = {"pytest-swarm": __version__, **context}
+    ctx = " &middot; ".join(
+        f"{html.escape(str(k))}: {html.escape(str(v))}" for k, v in context.items() if v
+    )
+    charts = [
+        {"doc": {"timeline": d.get("timeline", []),
+                 "timeline_requests": d.get("timeline_requests", {})},
+         "distribution": distribution(d)}
+        for d in documents
+    ]  # fmt: skip
+    sections = "\n".join(_test_section(i, d) for i, d in enumerate(documents))
+    return f"""<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>pytest-swarm report</title>
+<style>{_asset("report.css")}</style></head>
+<body><header class="top"><h1>pytest-swarm load test report</h1>
+<div class="context">{ctx}</div></header>
+<main><h3>Session</h3>{_overview(documents)}
+{sections}</main>
+<script type="application/json" id="swarm-data">{_script_json(charts)}</script>
+<script>{_asset("charts.js")}</script>
+<script>
+"use strict";
+const data = JSON.parse(document.getElementById("swarm-data").textContent);
+document.querySelectorAll("[data-charts]").forEach((el) => {{
+  const item = data[Number(el.dataset.charts)];
+  swarmCharts.timelineCharts(el, item.doc);
+  swarmCharts.distributionChart(el, item.distribution);
+}});
+</script></body></html>
+"""
