@@ -35,7 +35,7 @@ _COLUMNS = ("requests", "failures", "req/s", "p50", "p90", "p95", "p99", "max")
 
 
 def _asset(name: str) -> str:
-    return resources.files(__package__).joinpath("assets", name).read_text(encoding="utf-8")
+    return (resources.files(__package__) / "assets" / name).read_text(encoding="utf-8")
 
 
 def _ms(value: object) -> str:
