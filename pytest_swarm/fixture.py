@@ -117,7 +117,7 @@ class Swarm:
         """Run ``fn`` (or a weighted ``{fn: weight}`` mix) as the body of ``users`` virtual
         users; its parameters are per-user fixtures, resolved by name. Returns a
         :class:`~pytest_swarm.stats.result.RunResult`."""
-        from .engine.load import run_load, tasks_from
+        from .engine.load import LoadInterrupted, run_load, tasks_from
         from .engine.resolver import FixturePlan, body_argnames
         from .report.junit import add_properties
 
@@ -139,20 +139,36 @@ class Swarm:
         argnames = sorted({a for t in tasks for a in t.argnames})
         plan = FixturePlan(item, argnames, provided=ENGINE_PROVIDED)
         label = name or getattr(fn, "__name__", None) or item.name
-        outcome = run_load(
-            name=label,
-            spec=spec,
-            plan=plan,
-            tasks=tasks,
-            link=make_link(item.config, f"{item.nodeid}#{len(self.outcomes) + 1}"),
-            interval=options.report_interval,
-            preflight=lambda: check_target(target_url(item._request)),  # type: ignore[attr-defined]
-        )
+        try:
+            outcome = run_load(
+                name=label,
+                spec=spec,
+                plan=plan,
+                tasks=tasks,
+                link=make_link(item.config, f"{item.nodeid}#{len(self.outcomes) + 1}"),
+                interval=options.report_interval,
+                preflight=lambda: check_target(target_url(item._request)),  # type: ignore[attr-defined]
+            )
+        except LoadInterrupted as interrupted:
+            # pytest makes no report for an interrupted test: log one with every run's
+            # figures (the earlier runs of this test included), marked interrupted.
+            self.outcomes.append(interrupted.outcome)
+            self._log_interrupted(item)
+            raise
         self.outcomes.append(outcome)
         add_properties(item, outcome.result, prefix="swarm" if len(self.outcomes) == 1 else None)
         if outcome.result.problems:
             raise SwarmError("; ".join(outcome.result.problems))
         return outcome.result
+
+    def _log_interrupted(self, item: pytest.Item) -> None:
+        from .report.logged import log_interrupted
+
+        runs = [
+            (f"{item.name} [swarm.run #{i + 1}]", f"{item.nodeid}#{i + 1}", o.result)
+            for i, o in enumerate(self.outcomes)
+        ]
+        log_interrupted(item.config, item.nodeid, item.location, runs, when="call")
 
 
 def exc_prefix(exc: SpecError) -> str:

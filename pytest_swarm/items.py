@@ -20,11 +20,11 @@ from .fixture import ENGINE_PROVIDED, target_url
 from .objectives import Objective, ObjectiveError, Verdict, evaluate, parse_objective
 from .options import SwarmOptions
 from .spec import LoadSpec, SpecError, build_spec
-from .stash import get_options, make_link, terminal_writer
+from .stash import get_options, make_link
 from .target import TargetError, check_target
 
 if TYPE_CHECKING:
-    from .engine.load import LoadOutcome
+    from .engine.load import LoadOutcome  # noqa: F401 (the stash key's type, a string)
 
 
 @dataclass(frozen=True)
@@ -101,6 +101,7 @@ def _setup(item: pytest.Function) -> None:
     from .engine.load import LoadInterrupted, Task, run_load
     from .engine.resolver import FixturePlan, item_autouse
     from .report.junit import add_properties
+    from .report.logged import log_interrupted
 
     definition = item.stash[DEFINITION_KEY]
     options = get_options(item.config)
@@ -119,22 +120,21 @@ def _setup(item: pytest.Function) -> None:
     except TargetError as exc:
         pytest.fail(f"{item.name}: {exc}", pytrace=False)
     except LoadInterrupted as interrupted:
-        show_interrupted(item, interrupted.outcome)
+        result = interrupted.outcome.result
+        add_properties(item, result)
+        log_interrupted(
+            item.config,
+            item.nodeid,
+            item.location,
+            [(item.name, item.nodeid, result)],
+            user_properties=item.user_properties,
+        )
         raise
     item.stash[OUTCOME_KEY] = outcome
     add_properties(item, outcome.result)
     if outcome.result.problems:
         # Failing in setup makes this an ERROR (JUnit <error>), distinct from an objective miss.
         pytest.fail(f"{item.name}: " + "\n".join(outcome.result.problems), pytrace=False)
-
-
-def show_interrupted(item: pytest.Item, outcome: LoadOutcome) -> None:
-    """Print what was measured before Ctrl-C (pytest prints no report for the test)."""
-    from .report.terminal import full_report
-
-    write = terminal_writer(item.config)
-    if write is not None:
-        write("\nINTERRUPTED " + full_report(item.name, outcome.result, None))
 
 
 def _runtest(item: pytest.Function) -> None:

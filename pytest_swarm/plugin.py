@@ -5,6 +5,8 @@ Registered through the ``pytest11`` entry point as ``swarm`` (``-p no:swarm`` di
 
 from __future__ import annotations
 
+import signal
+import threading
 from collections.abc import Generator
 from pathlib import Path
 from typing import Any
@@ -21,6 +23,7 @@ __all__ = ["fast_http", "http", "swarm", "swarm_user"]
 
 SECTION = "swarm"
 ACTIVE_KEY = pytest.StashKey[bool]()
+SIGTERM_KEY = pytest.StashKey[bool]()
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -55,6 +58,27 @@ def pytest_load_initial_conftests(
     early_config.stash[ACTIVE_KEY] = active
     if active and not controller:
         patching.patch()
+
+
+def _sigterm(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt("SIGTERM")
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_sessionstart(session: pytest.Session) -> None:
+    # SIGTERM (what CI sends on cancel) ends the session as Ctrl-C does: reports written,
+    # exit code 2, instead of dying on the spot with nothing. During a load test the runner
+    # handles both signals itself (users stop in order, teardowns run). Only where nobody
+    # else chose a handler, and only in the main thread (the only one that may set one).
+    main = threading.current_thread() is threading.main_thread()
+    if main and signal.getsignal(signal.SIGTERM) == signal.SIG_DFL:
+        signal.signal(signal.SIGTERM, _sigterm)
+        session.config.stash[SIGTERM_KEY] = True
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    if config.stash.get(SIGTERM_KEY, False) and signal.getsignal(signal.SIGTERM) is _sigterm:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -113,13 +137,13 @@ def pytest_runtest_makereport(
     # so both reach the xdist controller too.
     results = _results(item, report)
     if results:
-        from .report.files import result_document
+        from .report.logged import document
         from .report.terminal import full_report
 
         text = "\n\n".join(full_report(label, r, v) for label, _, r, v in results)
         report.sections.append((SECTION, text))
         if get_options(item.config).json_path:
-            report.swarm_json = [result_document(key, r, v) for _, key, r, v in results]  # type: ignore[attr-defined]
+            report.swarm_json = [document(key, r, v) for _, key, r, v in results]  # type: ignore[attr-defined]
     return report
 
 

@@ -143,6 +143,40 @@ class Coordinator:
         with self._lock:
             return self.control.has_hello(worker)
 
+    def interrupt(self, reason: str) -> None:
+        """Stop the running load tests on every worker (see Control.interrupt)."""
+        with self._lock:
+            self._pending += self.control.interrupt(reason)
+            self._wake()
+
+    def interrupted_results(self, timeout: float) -> list[tuple[str, Any]]:
+        """(test key, merged result) of every load test that started, once each is complete
+        (its workers' final deltas in) or ``timeout`` passed: what an interrupted session
+        still has to report."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with self._lock:
+                runs = [r for r in self.control.runs.values() if r.release_time is not None]
+                if all(r.complete for r in runs):
+                    break
+            time.sleep(0.05)  # the coordinator thread merges the finals meanwhile
+        now = time.monotonic()
+        found = []
+        with self._lock:
+            for run in self.control.runs.values():
+                if run.aggregator is None or run.release_time is None:
+                    continue
+                end = run.end_time if run.end_time is not None else now
+                result = run.aggregator.result(duration=max(end - run.release_time, 0.0))
+                result.problems[:0] = run.problems
+                result.workers = len(run.released)
+                result.users = next(iter(run.ready.values()), 0)
+                if not run.complete:
+                    missing = ", ".join(sorted(run.remaining))
+                    result.problems.append(f"final statistics never arrived from {missing}")
+                found.append((run.test, result))
+        return found
+
     def running_results(self) -> list[tuple[str, Any]]:
         """(test, merged result so far) of load tests still running."""
         now = time.monotonic()

@@ -22,6 +22,9 @@ if TYPE_CHECKING:
     from .controller_link import Coordinator
 
 HEARTBEAT_TIMEOUT = 5.0
+# On Ctrl-C, how long the controller waits for the workers' final statistics: their
+# iterations in flight (stop_timeout) and their teardowns (bounded by the runner too).
+INTERRUPT_WAIT = 20.0
 
 
 class ControllerPlugin:
@@ -31,6 +34,7 @@ class ControllerPlugin:
         self._endpoint: dict[str, Any] | None = None
         self._starting: threading.Thread | None = None
         self._start_error: BaseException | None = None
+        self._reported: set[str] = set()  # node ids with a report already logged
 
     @property
     def coordinator(self) -> Coordinator | None:
@@ -134,17 +138,23 @@ class ControllerPlugin:
             reason = "finished" if error is None else f"crashed: {error}"
             self.coordinator.worker_down(str(node.gateway.id), reason)
 
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        self._reported.add(report.nodeid)
+
     def pytest_keyboard_interrupt(self, excinfo: Any) -> None:
-        """Ctrl-C: what the swarm measured so far, from the controller's aggregator (the
-        workers are interrupted too and report nothing)."""
+        """Ctrl-C or SIGTERM: stop the workers' users now, wait (bounded) for their final
+        statistics, and report each load test that started and was not reported yet with
+        what the swarm measured (the workers' own reports no longer reach this process:
+        xdist's loop is interrupted)."""
+        from ..report.logged import interrupted_reports
+
         if self.coordinator is None:
             return
-        from ..report.terminal import full_report
-
-        write = terminal_writer(self.config, suspend_capture=False)
-        for name, result in self.coordinator.running_results():
-            if write is not None:
-                write("\nINTERRUPTED " + full_report(name, result, None))
+        reason = str(excinfo.value) if isinstance(excinfo.value, KeyboardInterrupt) else ""
+        reason = "SIGTERM" if "SIGTERM" in reason else "Ctrl-C"
+        self.coordinator.interrupt(reason)
+        results = self.coordinator.interrupted_results(timeout=INTERRUPT_WAIT)
+        interrupted_reports(self.config, results, reason, self._reported)
 
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
         coordinator = self.coordinator

@@ -89,6 +89,7 @@ class Control:
         # Per test item (node id): which workers finished it and asked whether to report it.
         self.claims: dict[str, set[str]] = {}
         self.reporters: dict[str, str] = {}
+        self.interrupted: str | None = None  # the session was interrupted: start nothing new
 
     # -- inputs ---------------------------------------------------------------------------
     def expect(self, worker: str) -> None:
@@ -199,8 +200,25 @@ class Control:
             run = self.runs[test] = TestRun(test)
         return run
 
+    def interrupt(self, reason: str) -> Outbox:
+        """Ctrl-C or SIGTERM in the controller: stop every running load test now (workers
+        that were not signalled themselves would otherwise run on until their heartbeats
+        notice the controller gone), and start no new one."""
+        self.interrupted = reason
+        out: Outbox = []
+        for run in self.runs.values():
+            if run.release_time is not None and not run.complete:
+                run.problems.append(f"interrupted ({reason})")
+                out += [
+                    (w, encode("stop", test=run.test, reason=f"interrupted ({reason})"))
+                    for w in sorted(run.remaining, key=rank)
+                ]
+        return out
+
     def _ready(self, worker: str, body: dict[str, Any], now: float) -> Outbox:
         run = self._run(body["test"])
+        if self.interrupted is not None and run.release_time is None:
+            return [(worker, encode("stop", test=run.test, reason=self.interrupted))]
         if run.release_time is not None:
             # Too late to join (e.g. a replacement worker): it runs nothing for this test.
             return [(worker, encode("stop", test=run.test, reason="test already started"))]

@@ -54,7 +54,7 @@ class Crowd:
         self._on_empty = on_empty  # called each time the last live user ends
         self._hub = gevent.get_hub()
         self._loop = self._hub.loop
-        self._live: set[greenlet] = set()
+        self._live: dict[greenlet, Any] = {}  # greenlet -> its argument (the user's index)
         self._sleeping: dict[greenlet, Any] = {}  # greenlet -> its libev timer
         self._empty = Event()
         self._empty.set()
@@ -69,7 +69,7 @@ class Crowd:
         if self._closed:
             return
         g = greenlet(self._main, self._hub)
-        self._live.add(g)
+        self._live[g] = arg
         self._empty.clear()
         self._loop.run_callback(g.switch, func, arg)
 
@@ -85,7 +85,7 @@ class Crowd:
         except BaseException:
             self._hub.handle_error(me, *sys.exc_info())
         finally:
-            self._live.discard(me)
+            self._live.pop(me, None)
             if not self._live:
                 self._empty.set()
                 if self._on_empty is not None:
@@ -117,16 +117,27 @@ class Crowd:
         """Wait until every user function has returned; False if ``timeout`` came first."""
         return bool(self._empty.wait(timeout))
 
-    def kill(self, timeout: float | None = None) -> bool:
-        """Raise ``GreenletExit`` in every user greenlet (their ``finally`` blocks run), let no
-        new one start, and wait up to ``timeout`` for them to end; False if some did not."""
+    def live_args(self) -> list[Any]:
+        """The arguments of the user functions still running (the runner passes user
+        indices: it names the users it had to abandon)."""
+        return list(self._live.values())
+
+    def kill(
+        self, timeout: float | None = None, spare: Callable[[Any], bool] | None = None
+    ) -> bool:
+        """Raise ``GreenletExit`` in every user greenlet (their ``finally`` blocks run) except
+        those whose argument ``spare`` accepts, let no new one start, and wait up to
+        ``timeout`` for all of them to end; False if some did not."""
         self._closed = True
         # Sleepers get the exception instead of their timer; a later wake_all() must not
         # switch into them again (their throw may still be queued when join() times out).
-        sleeping, self._sleeping = self._sleeping, {}
-        for timer in sleeping.values():
-            timer.stop()
-        for g in list(self._live):
+        for g, timer in list(self._sleeping.items()):
+            if spare is None or not spare(self._live.get(g)):
+                timer.stop()
+                del self._sleeping[g]
+        for g, arg in list(self._live.items()):
+            if spare is not None and spare(arg):
+                continue
             if g:  # started and not dead; one not started yet returns at once when it starts
                 self._loop.run_callback(_throw, g)
         return self.join(timeout)

@@ -17,7 +17,7 @@ from ..stats.result import RunResult
 from .link import Link, LocalLink
 from .patching import ensure_patched
 from .resolver import FixturePlan, UserFixtures
-from .runner import Runner, RunSummary, UserInfo
+from .runner import TEARDOWN_TIMEOUT, RunInterrupted, Runner, RunSummary, UserInfo
 
 Body = Callable[..., Any]
 
@@ -86,11 +86,11 @@ class LoadOutcome:
 
 
 class LoadInterrupted(KeyboardInterrupt):
-    """Ctrl-C during a load test, carrying what was measured until then (pytest still sees a
-    KeyboardInterrupt: the session ends as interrupted, exit code 2)."""
+    """Ctrl-C or SIGTERM during a load test, carrying what was measured until then (pytest
+    still sees a KeyboardInterrupt: the session ends as interrupted, exit code 2)."""
 
     def __init__(self, outcome: LoadOutcome) -> None:
-        super().__init__("load test interrupted")
+        super().__init__(f"load test interrupted ({outcome.result.interrupted})")
         self.outcome = outcome
 
 
@@ -138,17 +138,22 @@ def run_load(
     link.watch(runner.stop)
     try:
         summary = runner.run()
-    except KeyboardInterrupt:
-        # The runner has stopped the users and flushed the last delta. A local aggregator can
-        # still say what was measured; a remote one may be interrupted too, so do not wait.
+    except RunInterrupted as exc:
+        # The runner has stopped the users, run their teardowns and flushed the last delta.
+        # A local aggregator can say what was measured; under xdist the controller reports
+        # the interrupted test itself (its own loop is interrupted too, so no report of this
+        # worker would reach it).
         if isinstance(link, LocalLink):
             result = link.finish()
             result.users = spec.users
-            result.problems.append("interrupted (Ctrl-C)")
+            result.interrupted = exc.reason
+            result.problems.append(f"interrupted ({exc.reason}): the figures cover the run so far")
+            _judge_stop(result, spec)
             raise LoadInterrupted(LoadOutcome(result, runner.summary, spec)) from None
         raise
     result = link.finish()
     result.users = spec.users
+    _judge_stop(result, spec)
     if summary.stop_reason:
         # Ended before its duration (a lost worker, a silent controller): never a pass.
         result.problems.append(f"the load stopped early on {share.worker}: {summary.stop_reason}")
@@ -163,3 +168,19 @@ def run_load(
             "a load test without measurements cannot pass"
         )
     return LoadOutcome(result, summary, spec)
+
+
+def _judge_stop(result: RunResult, spec: LoadSpec) -> None:
+    """What the stop left unmeasured: never a pass when the body never completed."""
+    if result.cut_off and not result.snapshot.iterations:
+        result.problems.append(
+            f"no iteration of the body completed: {result.cut_off} were cut off, still in "
+            f"flight {spec.stop_timeout:g}s after the stop (stop_timeout), and their requests "
+            "were never measured; make the duration longer than one iteration"
+        )
+    if result.abandoned:
+        result.problems.append(
+            f"{result.abandoned} user(s) had not finished their fixture teardown "
+            f"{TEARDOWN_TIMEOUT:g}s after being stopped: teardown interrupted "
+            "(see Errors for which users)"
+        )

@@ -12,10 +12,14 @@ over ZeroMQ).
 
 from __future__ import annotations
 
+import signal
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Protocol
+from types import FrameType
+from typing import Any, Protocol
 
 import gevent
 from gevent.event import Event
@@ -27,11 +31,38 @@ from .crowd import Crowd
 
 MAX_MESSAGE = 200
 
-# What stops a user rather than failing it. Everything else a body or a fixture raises is that
-# user's failure, BaseException subclasses included: pytest.fail()/pytest.skip() raise pytest's
-# OutcomeException and gevent.Timeout is a BaseException; letting those escape would kill the
-# user greenlet silently, with nothing recorded.
-STOPS_USER: tuple[type[BaseException], ...] = (gevent.GreenletExit, KeyboardInterrupt, SystemExit)
+# What stops a user rather than failing it: the runner killing it. Everything else a body or a
+# fixture raises is that user's failure, BaseException subclasses included: pytest.fail() and
+# pytest.skip() raise pytest's OutcomeException, gevent.Timeout is a BaseException, and
+# ``SystemExit`` fails a plain pytest test too (pytest only lets KeyboardInterrupt through);
+# letting those escape would kill the user greenlet silently, with nothing recorded.
+# ``KeyboardInterrupt`` raised by a body interrupts the whole run, as Ctrl-C would (see
+# Runner.interrupt).
+STOPS_USER: tuple[type[BaseException], ...] = (gevent.GreenletExit,)
+
+# After the users still in an iteration were killed, how long their fixture teardowns (a
+# logout, closing a session) may take before the runner gives up on them and names them.
+TEARDOWN_TIMEOUT = 10.0
+# After giving up: the time a user interrupted in its teardown gets to unwind.
+ABANDON_TIMEOUT = 1.0
+
+# The kinds of the error groups the runner adds at the stop (RunResult counts them).
+KILLED = "Killed"
+ABANDONED = "Abandoned"
+NOT_STARTED = "NotStarted"
+
+# The signals that end a run gracefully: Ctrl-C, and what CI sends on cancel.
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+class RunInterrupted(KeyboardInterrupt):
+    """The run was interrupted (Ctrl-C, SIGTERM, KeyboardInterrupt in a body). Raised by
+    :meth:`Runner.run` once the users are stopped, torn down and the final tick published; a
+    KeyboardInterrupt, so pytest ends the session as interrupted (exit code 2)."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
 
 
 @dataclass
@@ -98,21 +129,39 @@ class RunSummary:
     started: int = 0
     setup_failed: int = 0
     teardown_errors: list[str] = field(default_factory=list)
-    killed: int = 0
+    killed: int = 0  # users killed in an iteration: the iterations cut off at the stop
+    abandoned: list[int] = field(default_factory=list)  # users whose teardown never finished
+    not_started: int = 0  # users of this process never spawned before the stop
     elapsed: float = 0.0
     stop_reason: str = ""
+    interrupted: str = ""  # why the run was interrupted ("" if it was not)
 
 
 class _LoopMonitor:
-    """Measures event-loop lag (how late a short sleep wakes up) and process CPU."""
+    """Measures event-loop lag (how late a short sleep wakes up) and process CPU.
+
+    The final interval of a run is usually a sliver (the stop, the teardowns: a few busy
+    milliseconds after the last regular tick); measured alone it reads close to 100 % CPU on a
+    trivial run. A final interval shorter than half the report interval is therefore measured
+    together with the interval before it: the CPU share over both, weighted by their length.
+    """
 
     PERIOD = 0.1
 
-    def __init__(self) -> None:
+    def __init__(
+        self,
+        interval: float = 1.0,
+        clock: Callable[[], float] = time.monotonic,
+        cpu_clock: Callable[[], float] = time.process_time,
+        watch: bool = True,
+    ) -> None:
         self.lag = 0.0
-        self._cpu0 = time.process_time()
-        self._wall0 = time.monotonic()
-        self._greenlet = gevent.spawn(self._watch)
+        self.interval = interval
+        self._clock, self._cpu_clock = clock, cpu_clock
+        self._cpu0 = cpu_clock()
+        self._wall0 = clock()
+        self._before: tuple[float, float] | None = None  # the start of the previous interval
+        self._greenlet = gevent.spawn(self._watch) if watch else None
 
     def _watch(self) -> None:
         while True:
@@ -120,15 +169,44 @@ class _LoopMonitor:
             gevent.sleep(self.PERIOD)
             self.lag = max(self.lag, time.monotonic() - before - self.PERIOD)
 
-    def sample(self) -> tuple[float, float]:
-        cpu, wall = time.process_time(), time.monotonic()
-        busy = (cpu - self._cpu0) / (wall - self._wall0) * 100 if wall > self._wall0 else 0.0
+    def sample(self, final: bool = False) -> tuple[float, float]:
+        """(CPU percent of one core, worst lag in seconds) since the previous sample."""
+        cpu, wall = self._cpu_clock(), self._clock()
+        cpu0, wall0 = self._cpu0, self._wall0
+        if final and self._before is not None and wall - wall0 < self.interval / 2:
+            cpu0, wall0 = self._before  # a short tail: measured with the interval before it
+        busy = (cpu - cpu0) / (wall - wall0) * 100 if wall > wall0 else 0.0
         lag, self.lag = self.lag, 0.0
+        self._before = (self._cpu0, self._wall0)
         self._cpu0, self._wall0 = cpu, wall
         return busy, lag
 
     def stop(self) -> None:
-        self._greenlet.kill(block=False)
+        if self._greenlet is not None:
+            self._greenlet.kill(block=False)
+
+
+@contextmanager
+def _graceful_signals(interrupt: Callable[[str], None]) -> Iterator[None]:
+    """While a run lasts, SIGINT and SIGTERM call ``interrupt(name)`` instead of raising
+    KeyboardInterrupt wherever the process happens to be (inside a user's request, its
+    teardown, the hub), so users stop in order and their teardowns run. Only the main thread
+    can set handlers; elsewhere (an embedding program) the process keeps its own."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous: dict[signal.Signals, Any] = {}
+
+    def handler(signum: int, frame: FrameType | None) -> None:
+        interrupt(signal.Signals(signum).name)
+
+    for sig in STOP_SIGNALS:
+        previous[sig] = signal.signal(sig, handler)
+    try:
+        yield
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
 
 
 class Runner:
@@ -167,6 +245,13 @@ class Runner:
         self._users = Crowd(on_empty=self._wake.set)
         self._seq = 0
         self._active = 0
+        self._spawned = 0
+        # Users inside an iteration, and users tearing down: at the stop the first are cut
+        # off (killed, their requests in flight never measured), the second are left to
+        # finish their teardown.
+        self._busy: set[int] = set()
+        self._tearing: set[int] = set()
+        self._hard = Event()  # a second interrupt: stop waiting for anything
 
     # -- one user ---------------------------------------------------------------------------
     def _user(self, index: int) -> None:
@@ -178,6 +263,9 @@ class Runner:
             user = self.factory(info)
         except STOPS_USER:
             raise
+        except KeyboardInterrupt:
+            self.interrupt(f"KeyboardInterrupt in the fixtures of user {index}")
+            return
         except BaseException as exc:
             self.summary.setup_failed += 1
             recorder.setup_failures += 1
@@ -192,12 +280,20 @@ class Runner:
             wait = self.spec.wait
             stopping = self._stopping
             pause_for = self._users.pause
+            busy = self._busy
             while not stopping.is_set():
                 t0 = time.perf_counter()
+                busy.add(index)
                 try:
                     user.iterate()
                 except STOPS_USER:
                     raise
+                except KeyboardInterrupt:
+                    # Ctrl-C from inside the body (or a body raising it): the run is
+                    # interrupted, this user stops here and tears down like the others.
+                    busy.discard(index)
+                    self.interrupt(f"KeyboardInterrupt in the body of user {index}")
+                    break
                 except BaseException as exc:
                     # Failures already recorded by a client (e.g. inside catch_response) are
                     # not counted twice.
@@ -206,6 +302,7 @@ class Runner:
                         recorder.record_failure(
                             self.name, time.perf_counter() - t0, kind, message, exc
                         )
+                busy.discard(index)
                 recorder.iterations += 1
                 info.iteration += 1
                 if limit is not None and info.iteration >= limit:
@@ -228,10 +325,14 @@ class Runner:
         finally:
             self._active -= 1
             recorder.users = self._active
-            for error in user.teardown():
-                kind, message = describe_error(error)
-                self.summary.teardown_errors.append(f"{kind}: {message}")
-                recorder.add_error(f"teardown: {self.name}", kind, message, error)
+            self._tearing.add(index)
+            try:
+                for error in user.teardown():
+                    kind, message = describe_error(error)
+                    self.summary.teardown_errors.append(f"{kind}: {message}")
+                    recorder.add_error(f"teardown: {self.name}", kind, message, error)
+            finally:
+                self._tearing.discard(index)
 
     def stop(self, reason: str) -> None:
         """End the run early (the controller asked, or lost its link); safe to call twice."""
@@ -241,6 +342,18 @@ class Runner:
             self._wake.set()
             self._users.wake_all()
 
+    def interrupt(self, reason: str) -> None:
+        """Ctrl-C, SIGTERM or a KeyboardInterrupt in user code: stop as at the end of the run
+        (iterations in flight may finish, teardowns run), then :meth:`run` raises
+        :class:`RunInterrupted`. A second interrupt stops waiting: the users still running are
+        killed at once. Safe from a signal handler: it only sets events, never switches."""
+        if self.summary.interrupted:
+            self._hard.set()
+            self._wake.set()
+            return
+        self.summary.interrupted = reason
+        self.stop(f"interrupted ({reason})")
+
     def _spawner(self, t0: float) -> None:
         for k, index in enumerate(self.indices):
             if self._stopping.is_set():
@@ -249,22 +362,43 @@ class Runner:
             delay = due - time.monotonic()
             if delay > 0 and self._stopping.wait(delay):
                 return
+            self._spawned += 1
             self._users.spawn(self._user, index)
 
     # -- the run ----------------------------------------------------------------------------
     def _tick(self, monitor: _LoopMonitor, final: bool) -> None:
-        cpu, lag = monitor.sample()
-        tick = Tick(self._seq, self.recorder.drain(), final, cpu, lag)
+        cpu, lag = monitor.sample(final)
+        delta = self.recorder.drain()
+        if final and self.summary.not_started:
+            # Travels as an error group (with its count), so the merged result of every
+            # worker can say how many users never started.
+            delta.add_error(
+                f"start: {self.name}",
+                NOT_STARTED,
+                "never started: the load ended before the spawn rate reached these users",
+                "",
+                self.summary.not_started,
+            )
+        tick = Tick(self._seq, delta, final, cpu, lag)
         self._seq += 1
         self.publish(tick)
 
     def run(self) -> RunSummary:
         """Run the load for ``spec.duration`` (from now) and stop every user. Blocks the
         calling greenlet; publishes a final tick last."""
-        monitor = _LoopMonitor()
+        monitor = _LoopMonitor(self.interval)
         t0 = time.monotonic()
         deadline = t0 + self.spec.duration
         spawner = gevent.spawn(self._spawner, t0)
+        with _graceful_signals(self.interrupt):
+            self._run(monitor, t0, deadline, spawner)
+        if self.summary.interrupted:
+            raise RunInterrupted(self.summary.interrupted)
+        return self.summary
+
+    def _run(
+        self, monitor: _LoopMonitor, t0: float, deadline: float, spawner: gevent.Greenlet
+    ) -> None:
         try:
             next_tick = t0 + self.interval
             while True:
@@ -279,26 +413,58 @@ class Runner:
                     self._tick(monitor, final=False)
                     next_tick += self.interval
         finally:
+            # The final tick only once every user has ended or been named as abandoned: a
+            # user still tearing down could otherwise hit the target during the next test.
             self._stop(spawner)
             self.summary.elapsed = time.monotonic() - t0
             self._tick(monitor, final=True)
             monitor.stop()
-        return self.summary
+
+    def _wait_users(self, timeout: float) -> bool:
+        """Wait until every user has ended, or ``timeout``, or a second interrupt."""
+        deadline = time.monotonic() + timeout
+        while self._users:
+            left = deadline - time.monotonic()
+            if left <= 0 or self._hard.is_set():
+                return False
+            self._wake.clear()
+            if self._users:
+                self._wake.wait(min(left, 0.5))  # on_empty and interrupt() set it
+        return True
 
     def _stop(self, spawner: gevent.Greenlet) -> None:
         self._stopping.set()
         spawner.kill(block=True, timeout=1.0)
+        self.summary.not_started = len(self.indices) - self._spawned
         # Sleeping users stop at once; iterations in flight may finish (so their requests are
         # counted), within bounds.
         self._users.wake_all()
-        if not self._users.join(timeout=self.spec.stop_timeout):
-            killed = self.summary.killed = len(self._users)
-            self._users.kill(timeout=self.spec.stop_timeout)
-            # Not a failure of the service, but the report must say so: these users' requests
-            # in flight were never measured.
-            message = (
-                f"still in an iteration {self.spec.stop_timeout:g}s after the stop "
-                "(stop_timeout): killed, its request in flight not measured"
-            )
-            for _ in range(killed):
-                self.recorder.add_error(f"stop: {self.name}", "Killed", message)
+        if self._wait_users(self.spec.stop_timeout):
+            return
+        # Still in an iteration (or a setup): killed. Not a failure of the service, but the
+        # report must say so: these iterations' requests in flight were never measured.
+        tearing = self._tearing
+        cut = self.summary.killed = len(self._busy)
+        message = (
+            f"still in an iteration {self.spec.stop_timeout:g}s after the stop "
+            "(stop_timeout): killed, its request in flight not measured"
+        )
+        for _ in range(cut):
+            self.recorder.add_error(f"stop: {self.name}", KILLED, message)
+        # Users already tearing down are left to finish it; the others get GreenletExit,
+        # then their teardown runs too. Bounded: a teardown stuck on a hanging target is
+        # interrupted in the end, and that user is named.
+        self._users.kill(timeout=0, spare=tearing.__contains__)
+        if self._wait_users(TEARDOWN_TIMEOUT):
+            return
+        abandoned = sorted(self._users.live_args())
+        self._users.kill(timeout=0)
+        self._wait_users(ABANDON_TIMEOUT)
+        self.summary.abandoned = abandoned
+        shown = ", ".join(map(str, abandoned[:20])) + (" …" if len(abandoned) > 20 else "")
+        self.recorder.add_error(
+            f"stop: {self.name}",
+            ABANDONED,
+            f"{len(abandoned)} user(s) still in their teardown {TEARDOWN_TIMEOUT:g}s after "
+            f"being stopped: teardown interrupted (users {shown})",
+        )

@@ -25,6 +25,7 @@ def properties(result: RunResult, prefix: str = "swarm") -> list[tuple[str, obje
 
     return [
         (f"{prefix}_users", result.users),
+        (f"{prefix}_users_started", result.started),
         (f"{prefix}_workers", result.workers),
         (f"{prefix}_duration_s", round(result.duration, 3)),
         (f"{prefix}_requests", total.count),
@@ -38,6 +39,8 @@ def properties(result: RunResult, prefix: str = "swarm") -> list[tuple[str, obje
         (f"{prefix}_max_ms", ms(total.max)),
         (f"{prefix}_overflow", total.overflow),
         (f"{prefix}_setup_failures", result.snapshot.setup_failures),
+        (f"{prefix}_cut_off", result.cut_off),
+        (f"{prefix}_interrupted", bool(result.interrupted)),
         (f"{prefix}_generator_cpu_max", round(h.cpu_max, 1)),
         (f"{prefix}_generator_lag_max_ms", ms(h.lag_max)),
         (f"{prefix}_generator_saturated", h.saturated),

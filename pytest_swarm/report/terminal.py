@@ -93,20 +93,30 @@ def headline(name: str, result: RunResult) -> str:
     t = result.total
     workers = f" on {result.workers} workers" if result.workers > 1 else ""
     users = f"{result.users} user{'s' if result.users != 1 else ''}"
+    if result.started < result.users:
+        # The shortfall first: "10 users" would claim load that never ran.
+        users = f"{result.started} of {users} started"
+    cut = f", {result.cut_off:,} iterations cut off at the stop" if result.cut_off else ""
     return (
         f"{name}: {users}{workers}, {result.duration:.1f}s, {t.count:,} requests, "
-        f"{t.failures:,} failures, {t.rps:,.1f} req/s, p95 {format_seconds(t.p95)}"
+        f"{t.failures:,} failures, {t.rps:,.1f} req/s, p95 {format_seconds(t.p95)}{cut}"
     )
 
 
 def setup_line(result: RunResult) -> str:
     failed = result.snapshot.setup_failures
-    if not failed:
+    never = result.not_started
+    if not failed and not never:
         return ""
-    return (
-        f"Users: {result.users - failed} of {result.users} started; {failed} failed to set up "
-        "their fixtures (see Errors)"
-    )
+    parts = [f"Users: {result.started} of {result.users} started"]
+    if failed:
+        parts.append(f"{failed} failed to set up their fixtures (see Errors)")
+    if never:
+        parts.append(
+            f"{never} never started: the load ended before the spawn rate reached them "
+            "(users / rate exceeds the duration)"
+        )
+    return "; ".join(parts)
 
 
 def full_report(name: str, result: RunResult, verdict: Verdict | None) -> str:

@@ -149,6 +149,40 @@ class RunResult:
     problems: list[str] = field(default_factory=list)  # infrastructure errors, not SLO misses
     health: Health = field(default_factory=Health)
     workers: int = 1
+    interrupted: str = ""  # why the run was interrupted (Ctrl-C, SIGTERM), "" if it was not
+
+    def _stop_notes(self, prefix: str, kind: str) -> int:
+        """The count of the runner's notes of one kind (they travel as error groups)."""
+        return sum(
+            g.count
+            for g in self.snapshot.errors.values()
+            if g.kind == kind and g.name.startswith(prefix)
+        )
+
+    @property
+    def cut_off(self) -> int:
+        """Iterations still in flight ``stop_timeout`` after the stop, killed: their requests
+        in flight were never measured."""
+        return self._stop_notes("stop: ", "Killed")
+
+    @property
+    def abandoned(self) -> int:
+        """Users whose fixture teardown had to be interrupted at the stop."""
+        return sum(
+            int(g.message.split(" ", 1)[0])
+            for g in self.snapshot.errors.values()
+            if g.kind == "Abandoned" and g.name.startswith("stop: ") and g.message[:1].isdigit()
+        )
+
+    @property
+    def not_started(self) -> int:
+        """Users never spawned: the load ended before the spawn rate reached them."""
+        return self._stop_notes("start: ", "NotStarted")
+
+    @property
+    def started(self) -> int:
+        """Users that started and set up their fixtures."""
+        return max(self.users - self.not_started - self.snapshot.setup_failures, 0)
 
     @property
     def total(self) -> EntryResult:
