@@ -137,6 +137,11 @@ class ControllerPlugin:
         if self.coordinator is not None:
             reason = "finished" if error is None else f"crashed: {error}"
             self.coordinator.worker_down(str(node.gateway.id), reason)
+            if error is not None and "keyboard-interrupt" in str(error):
+                # A worker's session was interrupted (a signal to it alone, KeyboardInterrupt
+                # in a body): xdist stops the session only once every worker is done, so
+                # stop the others' users now.
+                self.coordinator.interrupt(f"worker {node.gateway.id} was interrupted")
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         self._reported.add(report.nodeid)
@@ -150,8 +155,13 @@ class ControllerPlugin:
 
         if self.coordinator is None:
             return
-        reason = str(excinfo.value) if isinstance(excinfo.value, KeyboardInterrupt) else ""
-        reason = "SIGTERM" if "SIGTERM" in reason else "Ctrl-C"
+        text = str(excinfo.value)
+        if "SIGTERM" in text:
+            reason = "SIGTERM"
+        elif "keyboard-interrupt" in text:  # xdist: a worker's session was interrupted
+            reason = f"a worker was interrupted: {text}"
+        else:
+            reason = "SIGINT"
         self.coordinator.interrupt(reason)
         results = self.coordinator.interrupted_results(timeout=INTERRUPT_WAIT)
         interrupted_reports(self.config, results, reason, self._reported)

@@ -154,6 +154,8 @@ def run_load(
     result = link.finish()
     result.users = spec.users
     _judge_stop(result, spec)
+    if summary.stop_reason.startswith("interrupted ("):
+        result.interrupted = summary.stop_reason[len("interrupted (") : -1]
     if summary.stop_reason:
         # Ended before its duration (a lost worker, a silent controller): never a pass.
         result.problems.append(f"the load stopped early on {share.worker}: {summary.stop_reason}")
