@@ -245,7 +245,7 @@ class Runner:
         self._users = Crowd(on_empty=self._wake.set)
         self._seq = 0
         self._active = 0
-        self._spawned = 0
+        self._entered = 0  # users that began their setup (the others never started)
         # Users inside an iteration, and users tearing down: at the stop the first are cut
         # off (killed, their requests in flight never measured), the second are left to
         # finish their teardown.
@@ -256,7 +256,8 @@ class Runner:
     # -- one user ---------------------------------------------------------------------------
     def _user(self, index: int) -> None:
         if self._stopping.is_set():
-            return  # spawned just before the stop: no setup for nothing
+            return  # spawned just before the stop: no setup for nothing (counted: not started)
+        self._entered += 1
         recorder = self.recorder
         info = UserInfo(index, self.spec.users, worker=self.worker, recorder=recorder)
         try:
@@ -362,7 +363,6 @@ class Runner:
             delay = due - time.monotonic()
             if delay > 0 and self._stopping.wait(delay):
                 return
-            self._spawned += 1
             self._users.spawn(self._user, index)
 
     # -- the run ----------------------------------------------------------------------------
@@ -435,10 +435,17 @@ class Runner:
     def _stop(self, spawner: gevent.Greenlet) -> None:
         self._stopping.set()
         spawner.kill(block=True, timeout=1.0)
-        self.summary.not_started = len(self.indices) - self._spawned
         # Sleeping users stop at once; iterations in flight may finish (so their requests are
         # counted), within bounds.
         self._users.wake_all()
+        try:
+            self._stop_users()
+        finally:
+            # Users spawned but not yet running return at once without a setup: counted
+            # once the crowd is empty (or given up on).
+            self.summary.not_started = len(self.indices) - self._entered
+
+    def _stop_users(self) -> None:
         if self._wait_users(self.spec.stop_timeout):
             return
         # Still in an iteration (or a setup): killed. Not a failure of the service, but the

@@ -8,7 +8,7 @@ import pytest
 
 from pytest_swarm.demo.server import DemoServer
 
-from .harness import RunSwarm
+from .harness import RunSwarm, SwarmRun
 
 LOGIN_TEST = """
 import pytest
@@ -25,11 +25,13 @@ def test_shop(shopper):
 """
 
 
-def _users(run_users: float, served: DemoServer) -> int:
+def _users(run: SwarmRun, served: DemoServer) -> int:
+    """The configured user count the report shows, once it is checked that the users the
+    report says started are the users the target saw log in (and out)."""
     stats = served.stats()
     assert stats["logins"] == stats["logouts"]
-    assert int(run_users) == stats["logins"]
-    return int(stats["logins"])
+    assert int(run.prop("test_shop", "swarm_users_started")) == stats["logins"]
+    return int(run.prop("test_shop", "swarm_users"))
 
 
 @pytest.mark.parametrize(
@@ -54,10 +56,15 @@ def test_user_count_overrides(
 ) -> None:
     if ini:
         pytester.makeini(f"[pytest]\n{ini}\n")
-    pytester.makepyfile(LOGIN_TEST.format(load='users=10, rate=100, duration="500ms", wait=0.05'))
+    # Every user starts however busy the machine: two iterations end the run, not a short
+    # duration (on a busy machine 500 ms once ended it before the last users had started).
+    pytester.makepyfile(
+        LOGIN_TEST.format(load='users=10, rate=100, duration="60s", iterations=2, wait=0.05')
+    )
     run = swarm_pytest(*args)
     run.result.assert_outcomes(passed=1)
-    assert _users(run.prop("test_shop", "swarm_users"), served) == expected
+    assert _users(run, served) == expected
+    assert served.stats()["logins"] == expected
 
 
 @pytest.mark.parametrize(
@@ -79,7 +86,8 @@ def test_rate_override(
     pytester.makepyfile(LOGIN_TEST.format(load='users=4, rate=1, duration="600ms", wait=0.05'))
     run = swarm_pytest(*args)
     run.result.assert_outcomes(passed=1)
-    assert _users(run.prop("test_shop", "swarm_users"), served) == 4
+    assert _users(run, served) == 4
+    assert served.stats()["logins"] == 4
 
 
 def test_scale_scales_the_rate_too(
@@ -89,8 +97,9 @@ def test_scale_scales_the_rate_too(
     pytester.makepyfile(LOGIN_TEST.format(load='users=8, rate=4, duration="600ms", wait=0.05'))
     run = swarm_pytest("--swarm-scale=0.25")
     run.result.assert_outcomes(passed=1)
-    assert run.prop("test_shop", "swarm_users") == 2
+    assert _users(run, served) == 2
     assert served.stats()["logins"] == 1
+    assert "1 of 2 users started" in run.output
 
 
 @pytest.mark.parametrize(
@@ -113,7 +122,7 @@ def test_duration_override(
     run = swarm_pytest(*args)
     run.result.assert_outcomes(passed=1)
     assert run.prop("test_shop", "swarm_duration_s") >= 0.75
-    assert _users(run.prop("test_shop", "swarm_users"), served) == 2
+    assert _users(run, served) == 2
 
 
 @pytest.mark.slow

@@ -403,7 +403,7 @@ def test_pytest_fail_in_a_fixture_is_a_setup_failure_and_teardown_goes_on(
             yield http
             http.get("/status/204", name="cart teardown")
 
-        @pytest.mark.load(users={USERS}, rate=100, duration="500ms", wait=0.05)
+        @pytest.mark.load(users={USERS}, rate=100, duration="60s", iterations=2, wait=0.05)
         def test_profiles(cart, profile):
             profile.get("/")
         """
