@@ -11,6 +11,7 @@ objectives: a miss is a FAILURE whose message is the verdict table.
 from __future__ import annotations
 
 import inspect
+import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -74,6 +75,28 @@ def _definition(item: pytest.Function, options: SwarmOptions) -> LoadDefinition:
     return LoadDefinition(spec, tuple(objectives))
 
 
+class SwarmWarning(pytest.PytestWarning):
+    """A load test that can run but will not do what it says (pytest-swarm)."""
+
+
+def start_shortfall(spec: LoadSpec) -> str:
+    """Why not every user can start within the duration, or "".
+
+    >>> from pytest_swarm.spec import parse_wait
+    >>> start_shortfall(LoadSpec(10, 2.0, 2.0, parse_wait(None), 5.0))[:48]
+    '10 users at 2/s need 5s to start, longer than t'
+    """
+    if spec.rate <= 0 or spec.users / spec.rate <= spec.duration:
+        return ""
+    # User k starts at k / rate: those due before the end of the duration start.
+    starting = min(spec.users, math.ceil(spec.duration * spec.rate - 1e-9))
+    return (
+        f"{spec.users} users at {spec.rate:g}/s need {spec.users / spec.rate:g}s to start, "
+        f"longer than the {spec.duration:g}s duration: only about {starting} will start "
+        "(raise rate= or duration=)"
+    )
+
+
 def prepare(item: pytest.Item) -> None:
     """Validate a collected load test and install its setup and runtest. Raises
     ``pytest.Collector.CollectError`` with the test's name on bad input."""
@@ -89,6 +112,9 @@ def prepare(item: pytest.Item) -> None:
     except (SpecError, ObjectiveError) as exc:
         raise pytest.Collector.CollectError(f"{item.nodeid}: {exc}") from None
     item.stash[DEFINITION_KEY] = definition
+    shortfall = start_shortfall(definition.spec)
+    if shortfall:
+        item.warn(SwarmWarning(f"{item.nodeid}: {shortfall}"))
     item.setup = lambda: _setup(item)  # type: ignore[method-assign]
     item.runtest = lambda: _runtest(item)  # type: ignore[method-assign]
 

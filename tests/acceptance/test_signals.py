@@ -27,6 +27,8 @@ import pytest
 
 from pytest_swarm.demo.server import DemoServer
 
+from .harness import RunSwarm
+
 # Guards against a hung run, not measurements.
 START_TIMEOUT = 90.0
 EXIT_TIMEOUT = 60.0
@@ -251,3 +253,28 @@ def test_keyboard_interrupt_in_a_body_interrupts_the_run(
     props = run.properties("test_long")
     assert props["swarm_interrupted"] == "True"
     assert int(props["swarm_requests"]) == served.stats()["total"] > 0
+
+
+SYSTEM_EXIT_IN_BODY = """
+import pytest
+
+@pytest.mark.load(users=3, rate=100, duration="1s", wait=0.02)
+@pytest.mark.slo("error_rate < 100%")
+def test_exits(http, swarm_user):
+    http.get("/items")
+    if swarm_user.iteration == 2:
+        raise SystemExit(3)
+"""
+
+
+def test_system_exit_in_a_body_is_an_iteration_failure(
+    pytester: pytest.Pytester, served: DemoServer, swarm_pytest: RunSwarm
+) -> None:
+    # As in a plain pytest test, SystemExit is a failure of that call: recorded with its
+    # error, the users go on, the figures are kept and the objectives decide.
+    pytester.makepyfile(test_sig=SYSTEM_EXIT_IN_BODY)
+    run = swarm_pytest()
+    run.result.assert_outcomes(passed=1)
+    assert run.prop("test_exits", "swarm_failures") == 3  # once per user
+    assert run.count("test_exits") == served.stats()["total"] + 3
+    run.result.stdout.fnmatch_lines(["*3 x  ?test_exits? SystemExit: 3"])
