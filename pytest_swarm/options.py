@@ -39,6 +39,7 @@ _OPTIONS: list[tuple[str, str, str]] = [
     ("bind", "aggregator address for xdist runs (default: ipc in a private directory)", ""),
     ("advertise", "host workers connect to for a tcp:// --swarm-bind (default: its host)", ""),
     ("json", "write every load test's full results (timeline included) to this JSON file", ""),
+    ("html", "write a self-contained HTML report of every load test to this file", ""),
 ]
 
 
@@ -74,6 +75,7 @@ class SwarmOptions:
     bind: str | None
     advertise: str | None
     json_path: str | None
+    html_path: str | None = None
 
 
 def raw(config: pytest.Config, name: str) -> Any:
@@ -154,4 +156,5 @@ def read_options(config: pytest.Config) -> SwarmOptions:
         bind=raw(config, "bind"),
         advertise=raw(config, "advertise"),
         json_path=raw(config, "json"),
+        html_path=raw(config, "html"),
     )

@@ -6,8 +6,10 @@ Registered through the ``pytest11`` entry point as ``swarm`` (``-p no:swarm`` di
 from __future__ import annotations
 
 import signal
+import socket
 import threading
 from collections.abc import Generator
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -142,7 +144,8 @@ def pytest_runtest_makereport(
 
         text = "\n\n".join(full_report(label, r, v) for label, _, r, v in results)
         report.sections.append((SECTION, text))
-        if get_options(item.config).json_path:
+        options = get_options(item.config)
+        if options.json_path or options.html_path:
             report.swarm_json = [document(key, r, v) for _, key, r, v in results]  # type: ignore[attr-defined]
     return report
 
@@ -172,6 +175,7 @@ class SummaryPrinter:
     def __init__(self, config: pytest.Config) -> None:
         self.config = config
         self.documents: list[dict[str, Any]] = []
+        self.started = datetime.now(timezone.utc).isoformat(timespec="seconds")
 
     @pytest.hookimpl(trylast=True)
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
@@ -184,12 +188,28 @@ class SummaryPrinter:
             # A blank line first: the progress character of this test is on the current line.
             write("\n" + (text.splitlines()[0] if quiet(self.config) else text))
 
+    def context(self) -> dict[str, str]:
+        """What the reports say about the run itself."""
+        args = " ".join(self.config.invocation_params.args)
+        return {
+            "started": self.started,
+            "command": f"pytest {args}".strip(),
+            "generator host": socket.gethostname(),
+            "target": get_options(self.config).host or "",
+        }
+
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
-        path = get_options(self.config).json_path
-        if path:
+        options = get_options(self.config)
+        written = []
+        if options.json_path:
             from .report.files import write_json
 
-            target = write_json(path, self.documents)
-            write = terminal_writer(self.config)
+            written.append(write_json(options.json_path, self.documents))
+        if options.html_path:
+            from .report.html import write_html
+
+            written.append(write_html(options.html_path, self.documents, self.context()))
+        write = terminal_writer(self.config)
+        for target in written:
             if write is not None and not quiet(self.config):
                 write(f"\nswarm: {len(self.documents)} load test result(s) written to {target}")

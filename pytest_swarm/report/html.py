@@ -15,7 +15,9 @@ from __future__ import annotations
 
 import html
 import json
+import os
 from importlib import resources
+from pathlib import Path
 from typing import Any
 
 from hdrh.histogram import HdrHistogram
@@ -213,3 +215,16 @@ document.querySelectorAll("[data-charts]").forEach((el) => {{
 }});
 </script></body></html>
 """
+
+
+def write_html(path: str | Path, documents: list[dict[str, Any]], context: dict[str, Any]) -> Path:
+    """Write the report page to ``path`` atomically (a temporary file beside it, renamed)."""
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+    try:
+        tmp.write_text(render_html(documents, context), encoding="utf-8")
+        tmp.replace(target)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return target

@@ -1,0 +1,91 @@
+"""Headless Chromium for the page tests: Debian's ``/usr/bin/chromium`` driven by Playwright.
+
+No browser is downloaded: the executable path is given explicitly. Where Playwright or the
+browser is missing the page tests skip, except when ``SWARM_REQUIRE_BROWSER=1`` (``.ci/run``
+sets it), where a missing browser is a failure: CI must never pass by skipping them.
+
+Screenshots go to ``$SWARM_ARTIFACTS`` (default ``artifacts/`` under the temporary directory).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+CHROMIUM = os.environ.get("SWARM_CHROMIUM", "/usr/bin/chromium")
+# Flags for a root, GPU-less, offline machine: no sandbox (root), and none of the background
+# connections Chromium would otherwise try on this closed network.
+ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-quic",
+]
+
+
+@dataclass
+class Page:
+    """A page with everything it logged and requested since it opened."""
+
+    page: Any
+    console_errors: list[str] = field(default_factory=list)
+    requests: list[str] = field(default_factory=list)
+
+    def open(self, url: str) -> None:
+        self.page.goto(url)
+
+
+def _unavailable(reason: str) -> None:
+    if os.environ.get("SWARM_REQUIRE_BROWSER") == "1":
+        pytest.fail(f"SWARM_REQUIRE_BROWSER=1 but {reason}")
+    pytest.skip(reason)
+
+
+@pytest.fixture(scope="session")
+def chromium() -> Iterator[Any]:
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        _unavailable("playwright is not installed")
+    if not shutil.which(CHROMIUM):
+        _unavailable(f"no Chromium at {CHROMIUM}")
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        try:
+            yield browser
+        finally:
+            browser.close()
+
+
+@pytest.fixture
+def page(chromium: Any) -> Iterator[Page]:
+    context = chromium.new_context(viewport={"width": 1400, "height": 900})
+    raw = context.new_page()
+    watched = Page(raw)
+    raw.on(
+        "console", lambda m: watched.console_errors.append(m.text) if m.type == "error" else None
+    )
+    raw.on("pageerror", lambda e: watched.console_errors.append(str(e)))
+    raw.on("request", lambda r: watched.requests.append(r.url))
+    raw.on("dialog", lambda d: (watched.console_errors.append(f"dialog: {d.message}"), d.dismiss()))
+    try:
+        yield watched
+    finally:
+        context.close()
+
+
+@pytest.fixture
+def artifacts(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    base = os.environ.get("SWARM_ARTIFACTS")
+    path = Path(base) if base else tmp_path_factory.getbasetemp() / "artifacts"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
