@@ -225,3 +225,69 @@ def test_unresolvable_target_is_an_error(
     run = swarm_pytest("--swarm-host=http://no-such-host.invalid:8080", host=False)
     run.result.assert_outcomes(errors=1)
     assert "does not resolve" in run.message("test_nowhere", "error")
+
+
+def test_latency_above_the_histogram_range_is_reported_as_overflow(
+    pytester: pytest.Pytester, served: DemoServer, swarm_pytest: RunSwarm
+) -> None:
+    # Row 21: a 2 h sample (beyond the histogram's 1 h) is counted and reported, not dropped.
+    pytester.makepyfile(
+        """
+        import pytest
+
+        @pytest.mark.load(users=1, rate=100, duration="300ms", iterations=1)
+        @pytest.mark.slo("error_rate < 100%")
+        def test_huge(http, swarm_user):
+            http.get("/")
+            swarm_user.recorder.record("huge", 7200.0)
+        """
+    )
+    run = swarm_pytest()
+    assert run.prop("test_huge", "swarm_overflow") == 1
+    assert run.count("test_huge") == 2
+    assert "1 samples above the histogram range (1 h) counted as overflow" in run.output
+
+
+def test_a_cpu_bound_body_is_flagged_as_saturating_the_generator(
+    pytester: pytest.Pytester, served: DemoServer, swarm_pytest: RunSwarm
+) -> None:
+    # Row 2: each iteration holds the event loop for 0.3 s, so the loop lags far beyond
+    # 50 ms in every interval whatever else the machine does (a health forced to 0 fails).
+    pytester.makepyfile(
+        """
+        import time
+        import pytest
+
+        @pytest.mark.load(users=2, rate=100, duration="2s", wait=0)
+        def test_busy(http):
+            http.get("/")
+            end = time.perf_counter() + 0.3
+            while time.perf_counter() < end:
+                pass
+        """
+    )
+    run = swarm_pytest()
+    assert run.properties("test_busy")["swarm_generator_saturated"] == "True"
+    assert run.prop("test_busy", "swarm_generator_lag_max_ms") >= 200
+    assert "WARNING: the load generator was saturated" in run.output
+
+
+def test_a_trivial_run_does_not_cry_wolf(
+    pytester: pytest.Pytester, served: DemoServer, swarm_pytest: RunSwarm
+) -> None:
+    # 5 users at ~70 req/s: the short final interval (the stop, the teardowns) once read
+    # "CPU max 100%"; it is now measured with the interval before it.
+    pytester.makepyfile(
+        """
+        import pytest
+
+        @pytest.mark.load(users=5, rate=100, duration="2s", wait=0.07)
+        def test_light(http):
+            http.get("/")
+        """
+    )
+    run = swarm_pytest()
+    run.result.assert_outcomes(passed=1)
+    assert run.properties("test_light")["swarm_generator_saturated"] == "False"
+    assert run.prop("test_light", "swarm_generator_cpu_max") < 90
+    assert "WARNING: the load generator was saturated" not in run.output

@@ -9,14 +9,25 @@ test instead of hanging it.
 
 from __future__ import annotations
 
+import os
+import signal
+import time
 from collections.abc import Callable
 
 import gevent
 import pytest
 from gevent.event import Event
 
-from pytest_swarm.engine.runner import Runner, RunSummary, Tick, UserInfo
+from pytest_swarm.engine.runner import (
+    RunInterrupted,
+    Runner,
+    RunSummary,
+    Tick,
+    UserInfo,
+    _LoopMonitor,
+)
 from pytest_swarm.spec import LoadSpec, WaitSpec, parse_wait
+from pytest_swarm.stats.aggregator import Aggregator
 from pytest_swarm.stats.recorder import Recorder
 from pytest_swarm.stats.snapshot import Snapshot
 
@@ -370,3 +381,127 @@ def test_the_final_tick_is_the_last_one_published() -> None:
     assert [tick.seq for tick in ticks] == list(range(len(ticks)))
     assert ticks[-1].delta.users == 0
     assert run.totals.entries["GET /"].hist.total == 2
+
+
+def test_a_killed_users_teardown_ends_before_the_final_tick() -> None:
+    # Killed in its iteration, the user tears down (a logout to a slow target, here 0.3 s):
+    # the final tick waits for that teardown, so nothing of this test still runs after it.
+    done: list[str] = []
+    published_while_tearing: list[bool] = []
+
+    def body(info: UserInfo) -> None:
+        Event().wait()  # ignores the stop
+
+    def on_teardown(info: UserInfo) -> None:
+        gevent.sleep(0.3)
+        done.append("teardown")
+
+    factory = Factory(body, on_teardown=on_teardown)
+    run = Run(load(users=1, duration=0.1, stop_timeout=0.1), factory)
+    run.runner.publish = lambda tick: (
+        published_while_tearing.append(tick.final and not done),
+        run.ticks.append(tick),
+    )
+    summary = run()
+    assert summary.killed == 1 and summary.abandoned == []
+    assert done == ["teardown"]
+    assert published_while_tearing[-1] is False
+
+
+def test_a_teardown_that_never_ends_is_interrupted_and_its_user_named(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import pytest_swarm.engine.runner as runner_module
+
+    monkeypatch.setattr(runner_module, "TEARDOWN_TIMEOUT", 0.2)
+    interrupted: list[int] = []
+
+    def body(info: UserInfo) -> None:
+        Event().wait()
+
+    def on_teardown(info: UserInfo) -> None:
+        if info.index in (1, 2):
+            try:
+                Event().wait()  # a teardown stuck on a hanging target
+            except gevent.GreenletExit:
+                interrupted.append(info.index)
+                raise
+
+    run = Run(load(users=3, duration=0.1, stop_timeout=0.1), Factory(body, on_teardown=on_teardown))
+    summary = run()
+    assert summary.abandoned == [1, 2]
+    assert sorted(interrupted) == [1, 2]
+    groups = [g for g in run.totals.errors.values() if g.kind == "Abandoned"]
+    assert len(groups) == 1 and "(users 1, 2)" in groups[0].message
+    # Nothing of the run is left behind once run() returned.
+    assert len(run.runner._users) == 0
+
+
+def test_keyboard_interrupt_in_a_body_interrupts_the_run_and_every_user_tears_down() -> None:
+    def body(info: UserInfo) -> None:
+        if info.index == 0 and info.iteration == 3:
+            raise KeyboardInterrupt
+
+    run = Run(load(users=3, duration=60.0, wait=(0.01, 0.01)), Factory(body))
+    with pytest.raises(RunInterrupted, match="KeyboardInterrupt in the body of user 0"):
+        run()
+    assert run.teardowns() == [1, 1, 1]
+    assert run.ticks[-1].final
+
+
+def test_system_exit_in_a_body_is_a_failure_and_the_user_goes_on() -> None:
+    def body(info: UserInfo) -> None:
+        if info.iteration == 0:
+            raise SystemExit(3)
+
+    run = Run(load(users=2, duration=0.3, wait=(0.01, 0.01)), Factory(body))
+    run()
+    assert min(run.iterations()) > 1  # the users went on
+    ((_, group),) = run.totals.errors.items()
+    assert (group.kind, group.message, group.count) == ("SystemExit", "3", 2)
+
+
+def test_a_signal_interrupts_the_run_gracefully() -> None:
+    # SIGTERM sent to this very process while the run lasts: the runner's handler stops the
+    # users in order (no KeyboardInterrupt raised inside a user), then run() raises.
+    def body(info: UserInfo) -> None:
+        if info.index == 0 and info.iteration == 3:
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    previous = signal.getsignal(signal.SIGTERM)
+    run = Run(load(users=2, duration=60.0, wait=(0.01, 0.01)), Factory(body))
+    with pytest.raises(RunInterrupted, match="SIGTERM"):
+        run()
+    assert run.teardowns() == [1, 1]
+    assert signal.getsignal(signal.SIGTERM) is previous  # restored
+
+
+def test_the_monitor_folds_a_short_final_interval_into_the_one_before() -> None:
+    # 1 s at 10 % CPU, then a 20 ms tail at 100 % (the stop and teardowns): alone the tail
+    # reads 100 %, which flagged trivial runs; weighted with the interval before it, 11.8 %.
+    clock = iter([0.0, 1.0, 1.02, 2.02, 3.02]).__next__
+    cpu = iter([0.0, 0.1, 0.12, 0.22, 0.32]).__next__
+    monitor = _LoopMonitor(1.0, clock=clock, cpu_clock=cpu, watch=False)
+    assert monitor.sample()[0] == pytest.approx(10.0)
+    assert monitor.sample(final=True)[0] == pytest.approx(0.12 / 1.02 * 100)
+    # A final interval of normal length is its own measurement.
+    assert monitor.sample()[0] == pytest.approx(10.0)
+    assert monitor.sample(final=True)[0] == pytest.approx(10.0)
+
+
+def test_a_cpu_bound_body_shows_in_the_health_figures() -> None:
+    # Each iteration holds the event loop for 0.4 s: the monitor's 0.1 s sleep wakes at
+    # least 0.3 s late, and the process is busy. (A monitor reporting zeros fails here.)
+    def body(info: UserInfo) -> None:
+        end = time.perf_counter() + 0.4
+        while time.perf_counter() < end:
+            pass
+
+    run = Run(load(users=1, duration=1.5, wait=(0, 0)), Factory(body), interval=0.5)
+    run()
+    assert max(t.lag for t in run.ticks) >= 0.3
+    assert max(t.cpu for t in run.ticks) > 0
+    agg = Aggregator(start=0.0)
+    for tick in run.ticks:
+        agg.set_health("main", tick.cpu, tick.lag)
+    assert agg.health().saturated
