@@ -30,7 +30,8 @@ from .snapshot import Entry, Snapshot, WireDelta
 
 @dataclass
 class _Second:
-    hist: Histogram = field(default_factory=Histogram)
+    hist: Histogram = field(default_factory=Histogram)  # for the second's percentiles
+    requests: int = 0
     failures: int = 0
     users: int = 0
 
@@ -41,6 +42,7 @@ class SourceState:
 
     next_seq: int = 0
     seen: set[int] = field(default_factory=set)
+    last_arrival: float | None = None  # when its previous delta arrived (the aggregator's clock)
     users: int = 0
     final_seq: int | None = None
     cpu: float = 0.0
@@ -63,9 +65,12 @@ class Aggregator:
 
     def __init__(self, start: float, interval: float = 1.0) -> None:
         self.start = start
+        self.interval = interval
         # A delta arrives at the end of the interval it covers: file it half an interval back,
-        # so the timeline's second k holds what happened during second k.
-        self.shift = interval / 2
+        # so the timeline's second k holds what happened during second k. An interval longer
+        # than a second is spread over the seconds it covers (see _seconds_of).
+        self.shift = interval / 2 if interval <= 1 else 0.5
+        self._last_second = -1
         # The run's totals per request name: accumulators (dense once large), turned into a
         # Snapshot only when asked (see totals). Errors, iterations and setup failures in _rest.
         self._hists: dict[str, Accumulator] = {}
@@ -108,11 +113,16 @@ class Aggregator:
             state.users = delta.users
         if final:
             state.final_seq = seq
-        key = max(int(now - self.start - self.shift), 0)
-        second = self._seconds.get(key)
-        if second is None:
-            second = self._seconds[key] = _Second()
+        keys = self._seconds_of(state, now)
+        seconds = []
+        for key in keys:
+            second = self._seconds.get(key)
+            if second is None:
+                second = self._seconds[key] = _Second()
+            seconds.append(second)
+        self._last_second = max(self._last_second, keys[-1])
         hists, fails, rest = self._hists, self._failures, self._rest
+        requests = failures = 0
         if isinstance(delta, WireDelta):
             for name, checked, failed in delta.entries:
                 acc = hists.get(name)
@@ -123,11 +133,10 @@ class Aggregator:
                 fails[name] += failed
             for name, kind, message, count, sample in delta.errors:
                 rest.add_error(name, kind, message, sample, count)
-            second.hist.merge_checked(delta.total)
+            for second in seconds:
+                second.hist.merge_checked(delta.total)
             failures = delta.failures
-            second.failures += failures
-            self.failures += failures
-            self.requests += delta.total[2]
+            requests = delta.total[2]
         else:
             for name, entry in delta.entries.items():
                 acc = hists.get(name)
@@ -136,17 +145,38 @@ class Aggregator:
                     fails[name] = 0
                 acc.merge_histogram(entry.hist)
                 fails[name] += entry.failures
-                second.hist.merge(entry.hist)
-                second.failures += entry.failures
-                self.requests += entry.hist.total
-                self.failures += entry.failures
+                for second in seconds:
+                    second.hist.merge(entry.hist)
+                requests += entry.hist.total
+                failures += entry.failures
             for group in delta.errors.values():
                 rest.add_error(group.name, group.kind, group.message, group.sample, group.count)
+        self.requests += requests
+        self.failures += failures
+        # Counts split exactly over the seconds covered (the remainder to the earliest), so
+        # the timeline's counts add up to the totals whatever the report interval.
+        spread = len(seconds)
+        for i, second in enumerate(seconds):
+            second.requests += requests // spread + (1 if i < requests % spread else 0)
+            second.failures += failures // spread + (1 if i < failures % spread else 0)
+            second.users = self.users
         rest.iterations += delta.iterations
         rest.setup_failures += delta.setup_failures
         rest.fold_errors()  # each delta is bounded, their sum over a long run is not
-        second.users = self.users
         return True
+
+    def _seconds_of(self, state: SourceState, now: float) -> list[int]:
+        """The timeline seconds a delta arriving at ``now`` covers. With intervals of up to a
+        second, one: ``int(arrival - start - interval / 2)``. With longer intervals, every
+        second from the source's previous arrival (or the start) to this one, so a point
+        stays one second of the run (a 5 s interval gives five points of a fifth each)."""
+        previous, state.last_arrival = state.last_arrival, now
+        last = max(int(now - self.start - self.shift), 0)
+        if self.interval <= 1:
+            return [last]
+        begin = self.start if previous is None else previous
+        first = min(max(int(begin - self.start + 0.5), 0), last)
+        return list(range(first, last + 1))
 
     CPU_LIMIT = 90.0  # percent of one core
     LAG_LIMIT = 0.050  # seconds
@@ -188,7 +218,10 @@ class Aggregator:
         """(requests/s, requests, failures, p50 s, p95 s) over the last ``window`` seconds:
         the live line."""
         current = int(now - self.start - self.shift)
-        hist, failures = Histogram(), 0
+        if self.interval > 1:
+            # A long interval fills its seconds at once, up to the one just ended.
+            current = self._last_second + 1
+        hist, requests, failures = Histogram(), 0, 0
         span = 0
         for sec in range(current - window, current):
             if sec < 0:
@@ -197,15 +230,17 @@ class Aggregator:
             bucket = self._seconds.get(sec)
             if bucket is not None:
                 hist.merge(bucket.hist)
+                requests += bucket.requests
                 failures += bucket.failures
         if span == 0:  # the first second: show what there is
             bucket = self._seconds.get(current)
             if bucket is not None:
                 hist.merge(bucket.hist)
+                requests += bucket.requests
                 failures += bucket.failures
             span = 1
         p = hist.percentiles((50, 95))
-        return hist.total / span, hist.total, failures, p[50] / 1e6, p[95] / 1e6
+        return requests / span, requests, failures, p[50] / 1e6, p[95] / 1e6
 
     def timeline(self) -> list[TimelinePoint]:
         points = []
@@ -213,9 +248,7 @@ class Aggregator:
             b = self._seconds[sec]
             p = b.hist.percentiles((50, 95))
             points.append(
-                TimelinePoint(
-                    float(sec), b.users, b.hist.total, b.failures, p[50] / 1e6, p[95] / 1e6
-                )
+                TimelinePoint(float(sec), b.users, b.requests, b.failures, p[50] / 1e6, p[95] / 1e6)
             )
         return points
 

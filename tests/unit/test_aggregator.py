@@ -287,3 +287,22 @@ def test_error_groups_of_the_totals_stay_bounded_over_a_long_run() -> None:
     groups = agg.totals.errors
     assert sum(g.count for g in groups.values()) == 20 * (MAX_ERROR_GROUPS + 1)
     assert groups[("GET /", "HTTPError", "500")].count == 20
+
+
+def test_a_long_report_interval_still_gives_a_per_second_timeline() -> None:
+    # A true 100 requests/s with a 5 s interval: deltas of 500 at 5 s and 10 s, and a final
+    # one of 200 at 12 s. The timeline has one point per second of 100 requests each (it
+    # once had three points of 500, 500 and 200), and the live rate reads 100/s (not 166.7).
+    agg = Aggregator(start=0.0, interval=5.0)
+    agg.add("main", 0, delta([1000] * 500, failures=5), now=5.02)
+    rps = agg.recent(now=5.02)[0]
+    assert rps == 100.0
+    agg.add("main", 1, delta([2000] * 500), now=10.01)
+    agg.add("main", 2, delta([3000] * 200), now=12.03, final=True)
+    points = agg.timeline()
+    assert [p.t for p in points] == [float(s) for s in range(12)]
+    assert [p.requests for p in points] == [100] * 12
+    assert sum(p.failures for p in points) == 5
+    assert points[0].p50 == 0.001 and points[7].p50 == 0.002 and points[11].p50 == 0.003
+    assert agg.recent(now=12.03)[0] == 100.0
+    assert sum(p.requests for p in agg.result(duration=12.0).timeline) == 1200
