@@ -14,4 +14,13 @@ __version__ = "0.1.0"
 # The wire protocol between xdist workers and the controller; a mismatch is refused.
 PROTOCOL_VERSION = 1
 
-__all__ = ["PROTOCOL_VERSION", "__version__"]
+__all__ = ["PROTOCOL_VERSION", "__version__", "measure"]
+
+
+def __getattr__(name: str) -> object:
+    # Lazy: the plugin imports this package in every pytest run, load tests or not.
+    if name == "measure":
+        from .timing import measure
+
+        return measure
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
