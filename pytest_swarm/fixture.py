@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from .clients.http import HttpSession
     from .engine.load import LoadOutcome
     from .engine.runner import UserInfo
+    from .timing import Measurement
 
 ENGINE_PROVIDED = ("swarm_user",)
 
@@ -44,6 +45,15 @@ def target_url(request: Any) -> str | None:
         value = request.getfixturevalue("base_url")
         return str(value) if value else None
     return None
+
+
+@pytest.fixture(name="measure")
+def measure_fixture() -> Callable[[str], Measurement]:
+    """:func:`pytest_swarm.measure` for code that prefers fixtures:
+    ``with measure("redis GET"): ...``."""
+    from .timing import measure
+
+    return measure
 
 
 @pytest.fixture

@@ -17,11 +17,11 @@ import pytest
 
 from . import items
 from .engine import patching
-from .fixture import Swarm, fast_http, http, swarm, swarm_user
+from .fixture import Swarm, fast_http, http, measure_fixture, swarm, swarm_user
 from .options import add_options
 from .stash import get_options, quiet, terminal_writer
 
-__all__ = ["fast_http", "http", "swarm", "swarm_user"]
+__all__ = ["fast_http", "http", "measure_fixture", "swarm", "swarm_user"]
 
 SECTION = "swarm"
 ACTIVE_KEY = pytest.StashKey[bool]()

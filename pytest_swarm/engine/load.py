@@ -14,6 +14,7 @@ from typing import Any
 from ..spec import LoadSpec
 from ..stats.recorder import Recorder
 from ..stats.result import RunResult
+from ..timing import recording
 from .link import Link, LocalLink
 from .patching import ensure_patched
 from .resolver import FixturePlan, UserFixtures
@@ -137,7 +138,8 @@ def run_load(
     )
     link.watch(runner.stop)
     try:
-        summary = runner.run()
+        with recording(recorder):  # measure() blocks record into this load's recorder
+            summary = runner.run()
     except RunInterrupted as exc:
         # The runner has stopped the users, run their teardowns and flushed the last delta.
         # A local aggregator can say what was measured; under xdist the controller reports
