@@ -278,3 +278,38 @@ def test_system_exit_in_a_body_is_an_iteration_failure(
     assert run.prop("test_exits", "swarm_failures") == 3  # once per user
     assert run.count("test_exits") == served.stats()["total"] + 3
     run.result.stdout.fnmatch_lines(["*3 x  ?test_exits? SystemExit: 3"])
+
+
+FIXTURE_FORM = """
+import os
+
+def shop(http, swarm_user):
+    http.get("/items")
+    if swarm_user.iteration == 3 and swarm_user.users == 4:  # the second run only
+        worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
+        open(f"started-{worker}", "w").close()
+
+def test_runs(swarm):
+    first = swarm.run(shop, users=2, rate=100, duration="300ms", wait=0.02)
+    assert first.total.count > 0
+    swarm.run(shop, users=4, rate=100, duration="120s", wait=0.02)
+"""
+
+
+@pytest.mark.parametrize("xdist", [[], ["-n", "2"]], ids=["one-process", "xdist"])
+def test_an_interrupted_swarm_run_reports_every_run_of_the_test(
+    pytester: pytest.Pytester, served: DemoServer, start: object, xdist: list[str]
+) -> None:
+    pytester.makepyfile(test_sig=FIXTURE_FORM)
+    run = start(*xdist, "test_sig.py")  # type: ignore[operator]
+    workers = ["gw0", "gw1"] if xdist else ["main"]
+    run.wait_started(workers)  # the second run is under way
+    run.signal(signal.SIGTERM)
+    assert run.wait() == pytest.ExitCode.INTERRUPTED, run.output
+    docs = run.documents()
+    assert [d["test"] for d in docs][-1] == "test_sig.py::test_runs#2"
+    assert docs[-1]["interrupted"] == "SIGTERM"
+    assert "INTERRUPTED test_runs [swarm.run #2]" in run.output
+    props = run.properties("test_runs")
+    assert props["swarm2_interrupted"] == "True"
+    assert int(props["swarm_requests"]) + int(props["swarm2_requests"]) == served.stats()["total"]
