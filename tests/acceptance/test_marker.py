@@ -171,7 +171,8 @@ def test_iteration_past_stop_timeout_is_stopped_and_torn_down(
     pytester: pytest.Pytester, served: DemoServer, swarm_pytest: RunSwarm
 ) -> None:
     # The iteration in flight would take 30 s: it is stopped after stop_timeout, and the user's
-    # fixture teardown still runs (one logout per login).
+    # fixture teardown still runs (one logout per login). No iteration ever completed, so the
+    # test cannot pass (row 30): it is an ERROR that says how many were cut off.
     pytester.makepyfile(
         """
         import pytest
@@ -190,7 +191,10 @@ def test_iteration_past_stop_timeout_is_stopped_and_torn_down(
     )
     out = pytester.path / "results.json"
     run = swarm_pytest(f"--swarm-json={out}")
-    run.result.assert_outcomes(passed=1)
+    run.result.assert_outcomes(errors=1)
+    assert "no iteration of the body completed: 3 were cut off" in run.message(
+        "test_stuck", "error"
+    )
     stats = served.stats()
     assert stats["logins"] == stats["logouts"] == 3
     assert stats["paths"]["/"] == 3
