@@ -154,12 +154,15 @@ class Coordinator:
         (its workers' final deltas in) or ``timeout`` passed: what an interrupted session
         still has to report."""
         deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            with self._lock:
-                runs = [r for r in self.control.runs.values() if r.release_time is not None]
-                if all(r.complete for r in runs):
-                    break
-            time.sleep(0.05)  # the coordinator thread merges the finals meanwhile
+        try:
+            while time.monotonic() < deadline:
+                with self._lock:
+                    runs = [r for r in self.control.runs.values() if r.release_time is not None]
+                    if all(r.complete for r in runs):
+                        break
+                time.sleep(0.05)  # the coordinator thread merges the finals meanwhile
+        except KeyboardInterrupt:
+            pass  # a second Ctrl-C: stop waiting, report what has arrived
         now = time.monotonic()
         found = []
         with self._lock:

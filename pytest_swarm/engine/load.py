@@ -184,7 +184,7 @@ def _judge_stop(result: RunResult, spec: LoadSpec) -> None:
         )
     if result.abandoned:
         result.problems.append(
-            f"{result.abandoned} user(s) had not finished their fixture teardown "
-            f"{TEARDOWN_TIMEOUT:g}s after being stopped: teardown interrupted "
-            "(see Errors for which users)"
+            f"{result.abandoned} user(s) had not finished their fixture teardown when it "
+            f"was given up ({TEARDOWN_TIMEOUT:g}s after the stop, or a second interrupt): "
+            "teardown interrupted (see Errors for which users)"
         )

@@ -430,12 +430,12 @@ class Runner:
             self._tick(monitor, final=True)
             monitor.stop()
 
-    def _wait_users(self, timeout: float) -> bool:
+    def _wait_users(self, timeout: float, interruptible: bool = True) -> bool:
         """Wait until every user has ended, or ``timeout``, or a second interrupt."""
         deadline = time.monotonic() + timeout
         while self._users:
             left = deadline - time.monotonic()
-            if left <= 0 or self._hard.is_set():
+            if left <= 0 or (interruptible and self._hard.is_set()):
                 return False
             self._wake.clear()
             if self._users:
@@ -476,12 +476,19 @@ class Runner:
             return
         abandoned = sorted(self._users.live_args())
         self._users.kill(timeout=0)
-        self._wait_users(ABANDON_TIMEOUT)
+        # Bounded and not cut short by a second interrupt: the interrupted teardowns unwind
+        # (their finally blocks run) before the final tick.
+        self._wait_users(ABANDON_TIMEOUT, interruptible=False)
         self.summary.abandoned = abandoned
         shown = ", ".join(map(str, abandoned[:20])) + (" …" if len(abandoned) > 20 else "")
+        when = (
+            "when the run was interrupted a second time"
+            if self._hard.is_set()
+            else f"{TEARDOWN_TIMEOUT:g}s after being stopped"
+        )
         self.recorder.add_error(
             f"stop: {self.name}",
             ABANDONED,
-            f"{len(abandoned)} user(s) still in their teardown {TEARDOWN_TIMEOUT:g}s after "
-            f"being stopped: teardown interrupted (users {shown})",
+            f"{len(abandoned)} user(s) still in their teardown {when}: teardown interrupted "
+            f"(users {shown})",
         )
