@@ -2,11 +2,16 @@
 
 For throughput-bound tests, where ``requests`` (≈450 µs of CPU per request) would make the load
 generator the bottleneck. Same recording, naming, failure and ``catch_response`` semantics as
-the ``http`` client; one keep-alive connection per (user, host); chunked and
-content-length bodies; HTTPS through the (gevent-patched) ``ssl`` module; a finite timeout
-per socket operation; a bounded body size; redirects off by default (``allow_redirects=True``
-follows up to 5). A tiny cookie jar keeps ``Set-Cookie`` name=value pairs per user so login
-flows work; there is no proxy support and no retry of a request the server may have seen.
+the ``http`` client; one keep-alive connection per (user, host), checked before reuse; chunked
+and content-length bodies; gzip/deflate (and brotli when installed) decoded; HTTPS through the
+(gevent-patched) ``ssl`` module; a read timeout per socket operation and a deadline for the
+whole request; bounded heads and bodies (the decoded size); redirects off by default
+(``allow_redirects=True`` follows up to 5). A scoped cookie jar keeps ``Set-Cookie`` cookies per
+user so login flows work; there is no proxy support, and only idempotent requests are sent again
+when a kept-alive connection turns out closed.
+
+The pieces: :mod:`.connect` (addresses, sockets, TLS), :mod:`.wire` (parsing one response),
+:mod:`.decoding` (content codings), :mod:`.cookies` (the jar); this module is the session.
 
 Example:
     >>> @pytest.mark.load(users=200, duration="30s")          # doctest: +SKIP
@@ -19,57 +24,60 @@ Example:
 
 from __future__ import annotations
 
-import ipaddress
+import base64
 import json as jsonlib
-import os
-import socket
-import ssl
 import time
 from collections.abc import Mapping
 from functools import lru_cache
 from typing import Any, NamedTuple
-from urllib.parse import urlencode, urljoin, urlsplit
+from urllib.parse import quote, unquote, urlencode, urljoin, urlsplit
 
 import httptools
 
 from ..defaults import DEFAULT_MAX_BODY, DEFAULT_TIMEOUT
 from ..stats.recorder import Recorder
 from .common import CatchMixin, error_message, join_url, request_name, status_message
+from .connect import TLS_CONTEXTS, Connection, open_socket
+from .cookies import CookieJar
+from .decoding import ACCEPT_ENCODING, decode
+from .errors import (
+    BodyTooLarge,
+    ConnectionClosed,
+    ConnectTimeout,
+    DeadlineExceeded,
+    DecodeFailed,
+    FastHttpError,
+    HeadersTooLarge,
+    IncompleteBody,
+    StaleConnection,
+)
+from .wire import MAX_HEADER_BYTES, ParserPool, reframe
+
+__all__ = [
+    "BodyTooLarge",
+    "CatchFastResponse",
+    "ConnectTimeout",
+    "ConnectionClosed",
+    "DeadlineExceeded",
+    "DecodeFailed",
+    "FastHttpError",
+    "FastHttpSession",
+    "FastResponse",
+    "HeadersTooLarge",
+    "IncompleteBody",
+    "Route",
+    "route_of",
+]
 
 USER_AGENT = "pytest-swarm"
 _RECV = 256 * 1024
 _MAX_REDIRECTS = 5
 _REDIRECTS = (301, 302, 303, 307, 308)
-_MAX_CACHED_HEADS = 4096
-# Request heads without per-request headers or body are the same for every user: one cache
-# per process (a per-user cache cost memory on every idle user).
-_HEADS: dict[tuple[str, str, str], bytes] = {}
-
-
-class FastHttpError(Exception):
-    """Base of the fast client's own errors (connection, protocol, size)."""
-
-
-class ConnectionClosed(FastHttpError):
-    """The server closed the connection before a complete response."""
-
-
-class ConnectTimeout(FastHttpError, TimeoutError):
-    """The connection (TCP and, for HTTPS, the TLS handshake) took longer than the timeout:
-    the request was never sent."""
-
-
-class _StaleConnection(ConnectionClosed):
-    """A kept-alive connection turned out closed before any byte of the answer: the request
-    can be sent again on a new connection."""
-
-
-class _TrailingBytes(Exception):
-    """Raised in the parser's callback when bytes follow a complete response."""
-
-
-class BodyTooLarge(FastHttpError):
-    """The response body exceeded ``swarm_max_body``; it was discarded."""
+# Sent again on a fresh connection when a kept-alive one was closed before answering: the
+# methods RFC 9110 §9.2.2 calls idempotent (a POST may have been acted on).
+_IDEMPOTENT = frozenset(("GET", "HEAD", "PUT", "DELETE", "OPTIONS", "TRACE"))
+# The characters left as they are in a request target (requests' requote_uri set).
+_SAFE = "!#$%&'()*+,/:;=?@[]~"
 
 
 class FastResponse:
@@ -81,7 +89,17 @@ class FastResponse:
         (True, 'ok', 'text/plain')
     """
 
-    __slots__ = ("_headers", "_raw", "content", "elapsed", "error", "reason", "status_code", "url")
+    __slots__ = (
+        "_coding",
+        "_headers",
+        "_raw",
+        "content",
+        "elapsed",
+        "error",
+        "reason",
+        "status_code",
+        "url",
+    )
 
     def __init__(
         self,
@@ -91,6 +109,7 @@ class FastResponse:
         content: bytes,
         url: str,
         error: BaseException | None = None,
+        coding: bytes = b"",
     ) -> None:
         self.status_code = status_code
         self.reason = reason
@@ -101,6 +120,7 @@ class FastResponse:
         self.url = url
         self.error = error
         self.elapsed = 0.0
+        self._coding = coding  # Content-Encoding of ``content`` while not decoded yet
 
     @property
     def headers(self) -> dict[str, str]:
@@ -149,126 +169,60 @@ class CatchFastResponse(CatchMixin, FastResponse):
         self._verdict = None
 
 
-class _Parse:
-    """httptools callbacks for one response, and the parser feeding them (see _lend_parser)."""
+class Route(NamedTuple):
+    """What a URL says about where to send a request (parsed once per distinct URL)."""
 
-    __slots__ = (
-        "body",
-        "done",
-        "headers",
-        "headers_done",
-        "keep_alive",
-        "max_body",
-        "parser",
-        "reason",
-        "size",
-        "status",
-        "too_large",
-    )
+    scheme: str
+    host: str
+    port: int
+    netloc: str  # host[:port] as written, without userinfo: the Host header
+    path: str  # percent-encoded
+    query: str  # percent-encoded
+    auth: str  # the Authorization value from the URL's userinfo, or ""
 
-    def __init__(self) -> None:
-        self.max_body = 0
-        self.parser: Any = httptools.HttpResponseParser(self)
-        self.reset()
-
-    def reset(self) -> None:
-        self.headers: list[tuple[bytes, bytes]] = []
-        self.body: list[bytes] = []
-        self.size = 0
-        self.reason = ""
-        self.done = False
-        self.headers_done = False
-        self.too_large = False
-        self.keep_alive = False
-        self.status = 0
-
-    def on_message_begin(self) -> None:
-        if self.done:
-            # Bytes after the complete response, in the same read: the connection cannot be
-            # trusted with another request. Stopping here keeps the response as it was
-            # (feed_data raises HttpParserCallbackError, which _exchange expects).
-            self.keep_alive = False
-            raise _TrailingBytes
-
-    def on_status(self, status: bytes) -> None:
-        self.reason = status.decode("latin-1")
-
-    def on_header(self, name: bytes, value: bytes) -> None:
-        self.headers.append((name, value))
-
-    def on_headers_complete(self) -> None:
-        self.headers_done = True
-
-    def on_body(self, body: bytes) -> None:
-        self.size += len(body)
-        if self.size > self.max_body:
-            self.too_large = True
-        elif not self.too_large:
-            self.body.append(body)
-
-    def on_message_complete(self) -> None:
-        status = self.parser.get_status_code()
-        if 100 <= status < 200 and status != 101:
-            # An interim response (100 Continue, 103 Early Hints): the final one follows.
-            self.headers = []
-            self.headers_done = False
-            return
-        # Read here: llhttp resets its state once the message is complete, after which
-        # should_keep_alive() answers False.
-        self.keep_alive = self.parser.should_keep_alive()
-        self.status = status
-        self.done = True
+    @property
+    def key(self) -> tuple[str, str, int]:
+        return (self.scheme, self.host, self.port)
 
 
-# Parsers are lent for one response and given back after a complete keep-alive message, whose
-# end leaves llhttp ready for the next one. An idle user then holds no parser: a parser, its
-# five bound callbacks and their object cost ~0.9 KiB, on each of thousands of idle users.
-# The pool holds as many as were ever in flight at once (bounded); a parser left in any other
-# state (an error, a cut-off or HEAD response, Connection: close) is dropped.
-_PARSERS: list[_Parse] = []
-_MAX_POOLED_PARSERS = 4096
+@lru_cache(maxsize=4096)
+def route_of(url: str) -> Route:
+    """Parse ``url`` (cached: a load test sends the same few URLs over and over)."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(f"not an absolute http(s) URL: {url!r}")
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    userinfo, at, netloc = parts.netloc.rpartition("@")
+    auth = ""
+    if at:
+        user, _, password = userinfo.partition(":")
+        token = f"{unquote(user)}:{unquote(password)}".encode("latin-1")
+        auth = "Basic " + base64.b64encode(token).decode("ascii")
+    path = quote(parts.path, safe=_SAFE) or "/"
+    return Route(parts.scheme, parts.hostname, port, netloc, path, quote(parts.query, _SAFE), auth)
 
 
-def _lend_parser(max_body: int) -> _Parse:
-    parse = _PARSERS.pop() if _PARSERS else _Parse()
-    parse.max_body = max_body
-    return parse
+class HeadCache:
+    """Request heads without per-request headers or body are the same for every user: one cache
+    per process (a per-user cache cost memory on every idle user), bounded."""
+
+    __slots__ = ("heads", "limit")
+
+    def __init__(self, limit: int = 4096) -> None:
+        self.heads: dict[tuple[str, str, str, str], bytes] = {}
+        self.limit = limit
 
 
-class _Connection:
-    __slots__ = ("sock", "used", "verify")
-
-    def __init__(self, sock: socket.socket, verify: bool | str | None) -> None:
-        self.sock = sock
-        self.used = False
-        self.verify = verify  # the TLS verification it was made under; None: plain HTTP
-
-
-# One TLS context per verification setting, shared by every user of the process: a context
-# holds the loaded CA store (hundreds of KiB), far too much to keep per idle user.
-_SSL_CONTEXTS: dict[bool | str, ssl.SSLContext] = {}
-
-
-def _ssl_context(verify: bool | str) -> ssl.SSLContext:
-    """``verify``: True (the system's CAs), False (no verification) or, as in requests, the
-    path of a CA bundle file or directory."""
-    context = _SSL_CONTEXTS.get(verify)
-    if context is None:
-        if verify is True or verify is False:
-            context = ssl.create_default_context()
-            if verify is False:
-                context.check_hostname = False
-                context.verify_mode = ssl.CERT_NONE
-        elif os.path.isdir(verify):
-            context = ssl.create_default_context(capath=verify)
-        else:
-            context = ssl.create_default_context(cafile=verify)
-        _SSL_CONTEXTS[verify] = context
-    return context
+PARSERS = ParserPool()
+HEADS = HeadCache()
 
 
 class FastHttpSession:
     """One virtual user's fast HTTP client.
+
+    ``timeout`` bounds each socket operation (connect, and each read: the time the server may
+    stay silent); ``deadline`` bounds the whole request, redirects included, however steadily
+    the server trickles bytes (default: the timeout). Both can be given per request.
 
     Example:
         >>> s = FastHttpSession("http://127.0.0.1:8089", Recorder())
@@ -280,6 +234,7 @@ class FastHttpSession:
         "_connections",
         "base_url",
         "cookies",
+        "deadline",
         "headers",
         "max_body",
         "recorder",
@@ -295,15 +250,17 @@ class FastHttpSession:
         timeout: float = DEFAULT_TIMEOUT,
         max_body: int = DEFAULT_MAX_BODY,
         verify: bool | str = True,
+        deadline: float | None = None,
     ) -> None:
         self.base_url = base_url
         self.recorder = recorder
         self.timeout = timeout
+        self.deadline = timeout if deadline is None else deadline
         self.max_body = max_body
         self.verify = verify
         self.headers: dict[str, str] = {}
-        self.cookies: dict[str, str] = {}
-        self._connections: dict[tuple[str, str, int], _Connection] = {}
+        self.cookies = CookieJar()
+        self._connections: dict[tuple[str, str, int], Connection] = {}
 
     # -- public verbs ---------------------------------------------------------------------
     def get(self, url: str, **kwargs: Any) -> Any:
@@ -339,6 +296,7 @@ class FastHttpSession:
         data: bytes | str | Mapping[str, Any] | None = None,
         json: Any = None,
         timeout: float | None = None,
+        deadline: float | None = None,
         allow_redirects: bool = False,
     ) -> Any:
         """Send one request, record it, return a :class:`FastResponse` (never raises for
@@ -347,7 +305,7 @@ class FastHttpSession:
         full = join_url(self.base_url, url)
         start = time.perf_counter()
         try:
-            route = _route(full)
+            route = route_of(full)
             target = route.path
             if name is None:
                 name = f"{method} {target}"
@@ -360,13 +318,25 @@ class FastHttpSession:
             body = _body(data, json)
             extra = self._extra_headers(headers, json, data)
             response = self._send(
-                method, route, target, extra, body, timeout or self.timeout, allow_redirects
+                method,
+                route,
+                target,
+                extra,
+                body,
+                timeout or self.timeout,
+                start + (deadline or self.deadline),
+                allow_redirects,
             )
+            if response._coding:
+                # Only the final response is decoded, bounded on the decoded size.
+                coding = response._coding.decode("latin-1")
+                response.content = decode(response.content, coding, self.max_body)
+                response._coding = b""
         except (OSError, FastHttpError, httptools.HttpParserError, ValueError) as exc:
             elapsed = time.perf_counter() - start
             if name is None:
                 name = request_name(method, full)
-            response = FastResponse(0, "", {}, b"", full, exc)
+            response = FastResponse(0, "", {}, b"", full, exc.with_traceback(None))
             response.elapsed = elapsed
             if catch_response:
                 return CatchFastResponse(response, self.recorder, name, elapsed)
@@ -402,39 +372,46 @@ class FastHttpSession:
 
     def close(self) -> None:
         for conn in self._connections.values():
-            conn.sock.close()
+            conn.close()
         self._connections.clear()
 
     # -- internals ------------------------------------------------------------------------
     def _send(
         self,
         method: str,
-        route: _Route,
+        route: Route,
         target: str,
         headers: dict[str, str] | None,
         body: bytes | None,
         timeout: float,
+        deadline: float,
         allow_redirects: bool,
     ) -> FastResponse:
         for _ in range(_MAX_REDIRECTS + 1):
-            response = self._roundtrip(method, route, target, headers, body, timeout)
+            response = self._roundtrip(method, route, target, headers, body, timeout, deadline)
             if not allow_redirects or response.status_code not in _REDIRECTS:
                 return response
             location = response.headers.get("location")
             if not location:
                 return response
-            route = _route(urljoin(f"{route.scheme}://{route.netloc}{target}", location))
+            new = route_of(urljoin(f"{route.scheme}://{route.netloc}{target}", location))
+            if new.host != route.host:
+                # Credentials stay with the host they were given for (as requests does).
+                headers = _without(headers, ("authorization",))
+            route = new
             target = f"{route.path}?{route.query}" if route.query else route.path
             if response.status_code == 303 or (
                 response.status_code in (301, 302) and method == "POST"
             ):
+                # Now a GET without a body: nothing may describe the body any more.
                 method, body = "GET", None
+                headers = _without(headers, ("content-type", "content-length"))
         raise FastHttpError(f"more than {_MAX_REDIRECTS} redirects")
 
     def _head(
         self,
         method: str,
-        route: _Route,
+        route: Route,
         target: str,
         headers: dict[str, str] | None,
         body: bytes | None,
@@ -442,8 +419,9 @@ class FastHttpSession:
         """The request line and headers, without the cookie line and the final CRLF; cached
         for requests without extra headers or body (most load-test requests)."""
         cacheable = headers is None and body is None
+        cache_key = (method, route.netloc, route.auth, target)
         if cacheable:
-            found = _HEADS.get((method, route.netloc, target))
+            found = HEADS.heads.get(cache_key)
             if found is not None:
                 return found
         names = {k.lower() for k in headers} if headers else set()
@@ -452,201 +430,212 @@ class FastHttpSession:
             lines.append(f"Host: {route.netloc}\r\n")
         if "user-agent" not in names:
             lines.append(f"User-Agent: {USER_AGENT}\r\n")
+        if "accept-encoding" not in names:
+            lines.append(f"Accept-Encoding: {ACCEPT_ENCODING}\r\n")
+        if route.auth and "authorization" not in names:
+            lines.append(f"Authorization: {route.auth}\r\n")
         for k, v in (headers or {}).items():
             lines.append(f"{k}: {v}\r\n")
         if body is not None or method in ("POST", "PUT", "PATCH"):
             lines.append(f"Content-Length: {len(body or b'')}\r\n")
         head = "".join(lines).encode("latin-1")
-        if cacheable and len(_HEADS) < _MAX_CACHED_HEADS:
-            _HEADS[(method, route.netloc, target)] = head
+        if cacheable and len(HEADS.heads) < HEADS.limit:
+            HEADS.heads[cache_key] = head
         return head
 
     def _roundtrip(
         self,
         method: str,
-        route: _Route,
+        route: Route,
         target: str,
         headers: dict[str, str] | None,
         body: bytes | None,
         timeout: float,
+        deadline: float,
     ) -> FastResponse:
         head = self._head(method, route, target, headers, body)
         if self.cookies:
-            cookie = "; ".join(f"{k}={v}" for k, v in self.cookies.items())
-            head += f"Cookie: {cookie}\r\n".encode("latin-1")
+            cookie = self.cookies.header(route.host, route.path, route.scheme == "https")
+            if cookie:
+                head += f"Cookie: {cookie}\r\n".encode("latin-1")
         data = head + b"\r\n" + body if body else head + b"\r\n"
-        return self.exchange(route, data, method, timeout, target)
+        response = self.exchange(route, data, method, target, timeout, timeout, deadline)
+        for name, value in response._raw:
+            if len(name) == 10 and name.lower() == b"set-cookie":
+                self.cookies.store(route.host, route.path, value.decode("latin-1"))
+        return response
 
     def exchange(
         self,
-        route: _Route,
+        route: Route,
         data: bytes,
         method: str,
-        timeout: float,
         target: str,
-        connect_timeout: float | None = None,
+        timeout: float | None,
+        connect_timeout: float | None,
+        deadline: float | None,
     ) -> FastResponse:
         """Send ready-made request bytes on this user's connection to ``route`` and parse the
-        answer (the transport under the ``http`` client uses this too)."""
+        answer, its body not decoded (the transport under the ``http`` client uses this too).
+        ``timeout``: per read (None: none); ``deadline``: a ``time.perf_counter()`` time the
+        whole exchange must end by (None: none)."""
         key = route.key
         conn = self._connections.get(key)
-        # A TLS connection made under another verification setting is not reused: one made
-        # with verify=False must not carry a request that asks for verification.
-        if conn is not None and (conn.verify is None or conn.verify == self.verify):
-            try:
-                return self._exchange(conn, key, data, method, timeout, target)
-            except _StaleConnection:
-                # A kept-alive connection the server had already closed: nothing of this
-                # request was answered, so it is sent again once on a fresh connection.
-                pass
-        conn = self._connect(key, timeout if connect_timeout is None else connect_timeout)
-        return self._exchange(conn, key, data, method, timeout, target)
+        if conn is not None:
+            # A TLS connection made under another verification setting is not reused (one
+            # made with verify=False must not carry a request that asks for verification),
+            # nor one the server has closed or reset while it was idle.
+            if (conn.verify is not None and conn.verify != self.verify) or conn.dropped():
+                self._drop(key)
+            else:
+                try:
+                    return self._exchange(conn, key, data, method, timeout, deadline, target)
+                except StaleConnection:
+                    # Closed between the check and the request, before any byte of an
+                    # answer: sent again only when sending twice is harmless.
+                    if method not in _IDEMPOTENT:
+                        raise
+        if deadline is not None and connect_timeout is None:
+            connect_timeout = max(deadline - time.perf_counter(), 1e-6)
+        conn = self._connect(key, connect_timeout)
+        return self._exchange(conn, key, data, method, timeout, deadline, target)
 
-    def _connect(self, key: tuple[str, str, int], timeout: float) -> _Connection:
-        old = self._connections.pop(key, None)
-        if old is not None:
-            old.sock.close()
+    def _drop(self, key: tuple[str, str, int]) -> None:
+        conn = self._connections.pop(key, None)
+        if conn is not None:
+            conn.close()
+
+    def _connect(self, key: tuple[str, str, int], timeout: float | None) -> Connection:
+        self._drop(key)
         scheme, host, port = key
-        family, address = _resolve(host, port)
-        sock = socket.socket(family, socket.SOCK_STREAM)
         verify = self.verify if scheme == "https" else None
-        try:
-            sock.settimeout(timeout)
-            sock.connect(address)
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            if verify is not None:
-                sock = _ssl_context(verify).wrap_socket(sock, server_hostname=host)
-        except TimeoutError:
-            sock.close()
-            raise ConnectTimeout(
-                f"connecting to {host}:{port} took longer than {timeout:g}s"
-            ) from None
-        except BaseException:
-            sock.close()
-            raise
-        conn = self._connections[key] = _Connection(sock, verify)
+        tls = TLS_CONTEXTS.get(verify) if verify is not None else None
+        conn = self._connections[key] = Connection(open_socket(host, port, timeout, tls), verify)
         return conn
 
     def _exchange(
         self,
-        conn: _Connection,
+        conn: Connection,
         key: tuple[str, str, int],
         data: bytes,
         method: str,
-        timeout: float,
+        timeout: float | None,
+        deadline: float | None,
         target: str,
     ) -> FastResponse:
         sock = conn.sock
-        sock.settimeout(timeout)
-        parse = _lend_parser(self.max_body)
+        wait = timeout
+        if deadline is not None:
+            left = deadline - time.perf_counter()
+            if left <= 0:
+                raise DeadlineExceeded("the request's deadline passed before it was sent")
+            if wait is None or left < wait:
+                wait = left
+        sock.settimeout(wait)
+        parse = PARSERS.lend(self.max_body, method == "HEAD")
         feed = parse.parser.feed_data
         reused, conn.used = conn.used, True
         received = 0
         try:
-            # One plain send nearly always takes the whole request; sendall's extra Python
-            # layers are only paid when it does not.
-            sent = sock.send(data)
-            if sent < len(data):
-                sock.sendall(data[sent:])
-            while not parse.done:
-                chunk = sock.recv(_RECV)
+            try:
+                # One plain send nearly always takes the whole request; sendall's extra Python
+                # layers are only paid when it does not.
+                sent = sock.send(data)
+                if sent < len(data):
+                    sock.sendall(data[sent:])
+            except (BrokenPipeError, ConnectionResetError):
+                if reused:
+                    raise StaleConnection("kept-alive connection closed by the server") from None
+                raise
+            while True:
+                try:
+                    chunk = sock.recv(_RECV)
+                except TimeoutError:
+                    # Silence from the start is the read timeout's case (a hanging target);
+                    # the deadline's is an answer that keeps coming, too slowly.
+                    if received and deadline is not None and time.perf_counter() >= deadline:
+                        raise DeadlineExceeded(_LATE) from None
+                    raise
+                except ConnectionResetError:
+                    if received == 0 and reused:
+                        raise StaleConnection("kept-alive connection reset by the server") from None
+                    raise
                 if not chunk:
                     if received == 0 and reused:
-                        raise _StaleConnection("kept-alive connection closed by the server")
-                    if (
-                        parse.headers_done
-                        and not _has(parse.headers, b"content-length")
-                        and not _has(parse.headers, b"transfer-encoding")
-                    ):
-                        break  # body delimited by the end of the connection
+                        raise StaleConnection("kept-alive connection closed by the server")
+                    if parse.headers_done:
+                        if not _has(parse.headers, b"content-length") and not _has(
+                            parse.headers, b"transfer-encoding"
+                        ):
+                            break  # body delimited by the end of the connection
+                        raise IncompleteBody("connection closed before the end of the body")
                     raise ConnectionClosed("connection closed before the response was complete")
                 received += len(chunk)
                 try:
                     feed(chunk)
-                except httptools.HttpParserCallbackError:
+                except httptools.HttpParserCallbackError as exc:
+                    if isinstance(exc.__context__, HeadersTooLarge):
+                        raise exc.__context__ from None
                     if not parse.done:
                         raise
-                    break  # bytes after a complete response (see on_message_begin)
-                if method == "HEAD" and parse.headers_done:
-                    break  # no body follows, whatever Content-Length says
+                    break  # bytes after a complete response (see wire.on_message_begin)
+                except httptools.HttpParserError as exc:
+                    # Refused framing: a Content-Length repeated with one value is read as that
+                    # value (RFC 9112 §6.3), when the head came in this first read.
+                    fixed = reframe(chunk) if received == len(chunk) else None
+                    if fixed is None or "Content-Length" not in str(exc):
+                        raise
+                    parse.renew()
+                    feed = parse.parser.feed_data
+                    feed(fixed)
                 if parse.too_large:
                     raise BodyTooLarge(f"response body larger than {parse.max_body} bytes")
+                if parse.done:
+                    break
+                if not parse.headers_done and received > MAX_HEADER_BYTES:
+                    raise HeadersTooLarge(f"response head larger than {MAX_HEADER_BYTES} bytes")
+                if deadline is not None:
+                    left = deadline - time.perf_counter()
+                    if left <= 0:
+                        raise DeadlineExceeded(_LATE)
+                    if timeout is None or left < timeout:
+                        sock.settimeout(left)
         except BaseException:
-            self._connections.pop(key, None)
-            sock.close()
+            # Nothing of a failed response is kept: its partial body goes now, not when the
+            # exception and its frames are collected.
+            parse.drop_body()
+            self._drop(key)
             raise
         status = parse.status if parse.done else parse.parser.get_status_code()
         raw, body, reason = parse.headers, parse.body, parse.reason
-        if not (parse.done and parse.keep_alive) or method == "HEAD":
-            self._connections.pop(key, None)
-            sock.close()
-        elif len(_PARSERS) < _MAX_POOLED_PARSERS:
-            parse.reset()
-            _PARSERS.append(parse)
+        if not (parse.done and parse.keep_alive) or (parse.head_only and parse.size):
+            self._drop(key)
+        elif parse.complete:
+            PARSERS.give_back(parse)
+        # else: a HEAD response left llhttp waiting for a body: the connection is reusable,
+        # that parser is not.
+        coding = b""
         for name, value in raw:
-            if len(name) == 10 and name.lower() == b"set-cookie":
-                self._store_cookie(value.decode("latin-1"))
+            if len(name) == 16 and name.lower() == b"content-encoding":
+                coding = value
         content = b"".join(body) if len(body) != 1 else body[0]
         scheme, host, port = key
-        return FastResponse(status, reason, raw, content, f"{scheme}://{host}:{port}{target}")
-
-    def _store_cookie(self, line: str) -> None:
-        pair = line.split(";", 1)[0]
-        if "=" in pair:
-            k, v = pair.split("=", 1)
-            if v.strip():
-                self.cookies[k.strip()] = v.strip()
-            else:
-                self.cookies.pop(k.strip(), None)
+        url = f"{scheme}://{host}:{port}{target}"
+        return FastResponse(status, reason, raw, content, url, None, coding)
 
 
-class _Route(NamedTuple):
-    """What a URL says about where to send a request (parsed once per distinct URL)."""
-
-    scheme: str
-    host: str
-    port: int
-    netloc: str
-    path: str
-    query: str
-
-    @property
-    def key(self) -> tuple[str, str, int]:
-        return (self.scheme, self.host, self.port)
+_LATE = "the whole request took longer than its deadline"
 
 
-@lru_cache(maxsize=4096)
-def _route(url: str) -> _Route:
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ValueError(f"not an absolute http(s) URL: {url!r}")
-    port = parts.port or (443 if parts.scheme == "https" else 80)
-    return _Route(parts.scheme, parts.hostname, port, parts.netloc, parts.path or "/", parts.query)
+def _without(headers: dict[str, str] | None, names: tuple[str, ...]) -> dict[str, str] | None:
+    if not headers:
+        return headers
+    kept = {k: v for k, v in headers.items() if k.lower() not in names}
+    return kept or None
 
 
 def _has(headers: list[tuple[bytes, bytes]], name: bytes) -> bool:
     return any(k.lower() == name for k, _ in headers)
-
-
-_RESOLVED: dict[tuple[str, int], tuple[int, Any]] = {}
-
-
-def _resolve(host: str, port: int) -> tuple[int, Any]:
-    """(family, address) of ``host``, looked up once per process: thousands of users connecting
-    to one host would otherwise each queue a lookup on gevent's resolver thread pool (time
-    and memory). IP literals need no lookup at all. A load test's target does not move during
-    a run; a host that does is reached at the address it had when the run started."""
-    found = _RESOLVED.get((host, port))
-    if found is None:
-        try:
-            ip = ipaddress.ip_address(host.strip("[]"))
-        except ValueError:
-            family, _, _, _, address = socket.getaddrinfo(host, port, 0, socket.SOCK_STREAM)[0]
-            found = (family, address)
-        else:
-            found = (socket.AF_INET6 if ip.version == 6 else socket.AF_INET, (str(ip), port))
-        _RESOLVED[(host, port)] = found
-    return found
 
 
 def _body(data: bytes | str | Mapping[str, Any] | None, json: Any) -> bytes | None:

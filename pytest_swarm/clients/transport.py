@@ -4,10 +4,11 @@ The ``http`` client keeps everything users rely on in ``requests`` (sessions, co
 hooks, redirects, ``Response`` objects) but sends through this adapter instead of urllib3 +
 http.client + the email header parser, which are about a third of the CPU of a request. What it
 does not do, by design of a load generator: proxies (``trust_env`` is off anyway; mount
-``requests.adapters.HTTPAdapter()`` on the session to use one), client certificates, and
-streaming bodies (a body is read whole, bounded by ``swarm_max_body``; ``stream=True`` is
-accepted and ``iter_content`` works on the read body). Content encodings gzip and deflate are
-decoded (the session asks for no others).
+``requests.adapters.HTTPAdapter()`` on the session to use one) and client certificates. A body
+is read whole inside ``send()``, bounded by ``swarm_max_body``, and decoded (gzip, deflate,
+brotli when installed; bounded on the decoded size) only when it is read: ``stream=True``
+works (``iter_content``, ``raw.read()``) on the buffered body, and redirect bodies are
+drained undecoded, as requests does with urllib3.
 
 Example:
     >>> import requests
@@ -17,17 +18,19 @@ Example:
 
 from __future__ import annotations
 
+import io
 import ssl
-import zlib
-from collections.abc import Iterable, Mapping
+import time
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 import httptools
 import requests
+import urllib3
 from requests.adapters import BaseAdapter
 from requests.cookies import extract_cookies_to_jar
-from requests.exceptions import ConnectionError as RequestsConnectionError
 from requests.exceptions import (
+    ChunkedEncodingError,
     ConnectTimeout,
     ContentDecodingError,
     InvalidSchema,
@@ -37,18 +40,33 @@ from requests.exceptions import (
     RequestException,
     SSLError,
 )
+from requests.exceptions import ConnectionError as RequestsConnectionError
 from requests.structures import CaseInsensitiveDict
 from requests.utils import get_encoding_from_headers
 
-from ..defaults import DEFAULT_MAX_BODY, DEFAULT_TIMEOUT
+from ..defaults import DEFAULT_MAX_BODY
 from ..stats.recorder import Recorder
-from .fast import BodyTooLarge as FastBodyTooLarge
-from .fast import ConnectTimeout as FastConnectTimeout
-from .fast import FastHttpError, FastHttpSession, FastResponse, _route
+from . import errors
+from .decoding import decode
+from .fast import FastHttpSession, FastResponse, route_of
 
 
 class BodyTooLarge(RequestException):
-    """The response body exceeded ``swarm_max_body``; it was discarded."""
+    """The response body (decoded size) exceeded ``swarm_max_body``; it was discarded."""
+
+
+class DeadlineExceeded(ReadTimeout):
+    """The whole request took longer than its deadline (each read may have been in time)."""
+
+
+class HeadersTooLarge(RequestsConnectionError):
+    """The response head exceeded the bound on header bytes or count."""
+
+
+_BAD_TIMEOUT = (
+    "Invalid timeout {0}. Pass a (connect, read) timeout tuple, or a single float to set both "
+    "timeouts to the same value."
+)
 
 
 class _Message:
@@ -64,53 +82,129 @@ class _Message:
 
 
 class _Raw:
-    """Stands in for urllib3's response where requests looks at ``response.raw``."""
+    """Stands in for urllib3's response where requests looks at ``response.raw``: the body as
+    received (already bounded), decoded when it is read with ``decode_content``."""
 
-    def __init__(self, raw: list[tuple[bytes, bytes]], status: int, reason: str) -> None:
+    def __init__(
+        self,
+        answer: FastResponse,
+        request: requests.PreparedRequest,
+        max_body: int,
+    ) -> None:
         self._original_response = self
-        self.msg = _Message(raw)
-        self.status = status
-        self.reason = reason
+        self.msg = _Message(answer._raw)
+        self.status = answer.status_code
+        self.reason = answer.reason
+        self._body = answer.content
+        self._coding = answer._coding.decode("latin-1")
+        self._max_body = max_body
+        self._request = request
+        self._buffer: io.BytesIO | None = None
 
-    def read(self, *args: Any, **kwargs: Any) -> bytes:
-        return b""  # the body was read already (requests drains redirect bodies this way)
+    def decoded(self) -> bytes:
+        """The whole body, decoded (once: what is read is gone, as from a socket)."""
+        if self._buffer is not None:
+            return b""
+        body, self._body = self._body, b""
+        self._buffer = io.BytesIO()
+        if not self._coding:
+            return body
+        try:
+            return decode(body, self._coding, self._max_body)
+        except errors.DecodeFailed as exc:
+            raise ContentDecodingError(str(exc), request=self._request) from None
+        except errors.BodyTooLarge as exc:
+            raise BodyTooLarge(f"{exc} (swarm_max_body)", request=self._request) from None
 
-    def stream(self, *args: Any, **kwargs: Any) -> Iterable[bytes]:
-        return iter(())
+    def read(self, amt: int | None = None, decode_content: bool | None = None, **_: Any) -> bytes:
+        if self._buffer is None:
+            if decode_content:
+                data = self.decoded()
+            else:
+                data, self._body = self._body, b""
+            self._buffer = io.BytesIO(data)
+        return self._buffer.read(amt)
+
+    def stream(
+        self, amt: int | None = 2**16, decode_content: bool | None = None
+    ) -> Iterator[bytes]:
+        while True:
+            chunk = self.read(amt, decode_content)
+            if not chunk:
+                return
+            yield chunk
+
+    @property
+    def closed(self) -> bool:
+        return self._buffer is not None and self._buffer.tell() == len(self._buffer.getbuffer())
 
     def close(self) -> None:
-        pass
+        self._body = b""
+        self._buffer = io.BytesIO()
 
     def release_conn(self) -> None:
         pass
 
 
-def _decode(content: bytes, encoding: str | None) -> bytes:
-    if not encoding or not content:
-        return content
-    encoding = encoding.strip().lower()
-    if encoding in ("gzip", "x-gzip"):
-        return zlib.decompress(content, 16 + zlib.MAX_WBITS)
-    if encoding == "deflate":
-        try:
-            return zlib.decompress(content)
-        except zlib.error:
-            return zlib.decompress(content, -zlib.MAX_WBITS)  # raw deflate, as some servers
-    return content
+def _timeouts(timeout: Any) -> tuple[float | None, float | None]:
+    """(connect, read) as requests reads ``timeout``: a number, a pair, a ``urllib3.Timeout``
+    or None (no timeout: the ``http`` client's own default is set before this)."""
+    if isinstance(timeout, tuple):
+        if len(timeout) != 2:
+            raise ValueError(_BAD_TIMEOUT.format(timeout))
+        connect, read = timeout
+    elif isinstance(timeout, urllib3.Timeout):
+        connect = urllib3.Timeout.resolve_default_timeout(timeout.connect_timeout)
+        read = urllib3.Timeout.resolve_default_timeout(timeout.read_timeout)
+    else:
+        connect = read = timeout
+    for value in (connect, read):
+        if value is None:
+            continue
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ValueError(f"Timeout value was {value!r}, but it must be an int, float or None.")
+        if value <= 0:
+            raise ValueError(f"Timeout value was {value!r}, but it must be greater than 0.")
+    return connect, read
+
+
+def _payload(request: requests.PreparedRequest, chunked: bool) -> bytes:
+    body: Any = request.body
+    if body is None:
+        return b""
+    if isinstance(body, bytes):
+        parts = [body]
+    elif isinstance(body, str):
+        parts = [body.encode("utf-8")]
+    elif hasattr(body, "read"):
+        data = body.read()
+        parts = [data.encode("utf-8") if isinstance(data, str) else data]
+    else:  # an iterable (a generator): requests marked it chunked
+        parts = [p.encode("utf-8") if isinstance(p, str) else p for p in body]
+    if chunked:  # as the headers say (and r.request.headers shows)
+        return b"".join(b"%x\r\n%s\r\n" % (len(p), p) for p in parts if p) + b"0\r\n\r\n"
+    return parts[0] if len(parts) == 1 else b"".join(parts)
 
 
 class FastTransportAdapter(BaseAdapter):
-    """One user's connections (one keep-alive connection per host), as a requests adapter."""
+    """One user's connections (one keep-alive connection per host), as a requests adapter.
 
-    def __init__(self, max_body: int = DEFAULT_MAX_BODY) -> None:
+    ``deadline`` (seconds, None: none) bounds each request whole; the ``http`` client sets
+    ``until`` (a ``time.perf_counter()`` time) to bound a request and its redirects together.
+    """
+
+    def __init__(self, max_body: int = DEFAULT_MAX_BODY, deadline: float | None = None) -> None:
         super().__init__()
         self._client = FastHttpSession(None, Recorder(), max_body=max_body)
+        self.max_body = max_body
+        self.deadline = deadline
+        self.until: float | None = None
 
     def send(
         self,
         request: requests.PreparedRequest,
         stream: bool = False,
-        timeout: float | tuple[float | None, float | None] | None = None,
+        timeout: Any = None,
         verify: bool | str = True,
         cert: Any = None,
         proxies: Mapping[str, str] | None = None,
@@ -122,60 +216,59 @@ class FastTransportAdapter(BaseAdapter):
             )
         if cert is not None:
             raise InvalidSchema("client certificates need requests.adapters.HTTPAdapter()")
+        connect_timeout, read_timeout = _timeouts(timeout)
         url = request.url or ""
         try:
-            route = _route(url)
+            route = route_of(url)
         except ValueError as exc:
             raise InvalidURL(str(exc), request=request) from None
         method = (request.method or "GET").upper()
         target = request.path_url
-        body = request.body
-        if body is not None and not isinstance(body, bytes):
-            if isinstance(body, str):
-                body = body.encode("utf-8")
-            elif hasattr(body, "read"):
-                body = body.read()
-                if isinstance(body, str):
-                    body = body.encode("utf-8")
-            else:
-                body = b"".join(part.encode() if isinstance(part, str) else part for part in body)
-        # The body is sent whole: an iterable one (which requests marks chunked) gets a
-        # Content-Length instead of its Transfer-Encoding.
-        own_length = body is not None and "content-length" not in request.headers
+        headers = request.headers
+        chunked = "chunked" in headers.get("transfer-encoding", "").lower()
+        payload = _payload(request, chunked)
+        # A body with neither framing header (a hand-made PreparedRequest) gets its length.
+        own_length = bool(payload) and not chunked and "content-length" not in headers
         host = route.netloc
         lines = []
-        for name, value in request.headers.items():
+        for name, value in headers.items():
             if isinstance(name, bytes):
                 name = name.decode("latin-1")
             if isinstance(value, bytes):
                 value = value.decode("latin-1")
-            lower = name.lower()
-            if lower == "host":
+            if name.lower() == "host":
                 host = value  # a Host header the test sets wins, as with urllib3
-            elif not (own_length and lower == "transfer-encoding"):
+            else:
                 lines.append(f"{name}: {value}\r\n")
         lines.insert(0, f"{method} {target} HTTP/1.1\r\nHost: {host}\r\n")
         if own_length:
-            lines.append(f"Content-Length: {len(body or b'')}\r\n")
+            lines.append(f"Content-Length: {len(payload)}\r\n")
         lines.append("\r\n")
-        data = "".join(lines).encode("latin-1") + (body or b"")
-        connect_timeout, read_timeout = (
-            timeout if isinstance(timeout, tuple) else (timeout, timeout)
-        )
-        per_op = read_timeout or connect_timeout or DEFAULT_TIMEOUT
+        data = "".join(lines).encode("latin-1") + payload
+        until = self.until
+        if until is None and self.deadline is not None:
+            until = time.perf_counter() + self.deadline
         client = self._client
         client.verify = verify if isinstance(verify, str) else verify is not False
         try:
-            answer = client.exchange(route, data, method, per_op, target, connect_timeout)
-        except FastBodyTooLarge as exc:
-            raise BodyTooLarge(str(exc), request=request) from None
-        except FastConnectTimeout as exc:
+            answer = client.exchange(
+                route, data, method, target, read_timeout, connect_timeout, until
+            )
+        except errors.BodyTooLarge as exc:
+            raise BodyTooLarge(f"{exc} (swarm_max_body)", request=request) from None
+        except errors.ConnectTimeout as exc:
             raise ConnectTimeout(str(exc), request=request) from None
+        except errors.DeadlineExceeded as exc:
+            raise DeadlineExceeded(str(exc), request=request) from None
         except TimeoutError as exc:
             raise ReadTimeout(str(exc) or "timed out", request=request) from None
         except ssl.SSLError as exc:  # certificate verification, handshake: as requests says
             raise SSLError(str(exc), request=request) from None
-        except (OSError, FastHttpError, httptools.HttpParserError) as exc:
+        except errors.IncompleteBody as exc:
+            raise ChunkedEncodingError(str(exc), request=request) from None
+        except errors.HeadersTooLarge as exc:
+            raise HeadersTooLarge(str(exc), request=request) from None
+        except (OSError, errors.FastHttpError, httptools.HttpParserError) as exc:
             raise RequestsConnectionError(str(exc), request=request) from None
         return self._response(request, answer)
 
@@ -194,14 +287,8 @@ class FastTransportAdapter(BaseAdapter):
             headers[name] = value if previous is None else f"{previous}, {value}"
         response.headers = headers
         response.encoding = get_encoding_from_headers(headers)
-        try:
-            response._content = _decode(answer.content, headers.get("content-encoding"))
-        except zlib.error as exc:
-            raise ContentDecodingError(
-                f"failed to decode the response body: {exc}", request=request
-            ) from None
-        response._content_consumed = True  # type: ignore[attr-defined]
-        raw = _Raw(answer._raw, answer.status_code, answer.reason)
+        # Not decoded here: requests reads it through raw when (and if) the body is wanted.
+        raw = _Raw(answer, request, self.max_body)
         response.raw = raw
         response.url = request.url or ""
         response.request = request
@@ -214,4 +301,15 @@ class FastTransportAdapter(BaseAdapter):
         self._client.close()
 
 
-__all__ = ["BodyTooLarge", "FastTransportAdapter"]
+def read_body(response: requests.Response) -> bool:
+    """Read a response of this transport whole, decoded (one call, no chunking); False when
+    the response came from another adapter."""
+    raw = response.raw
+    if not isinstance(raw, _Raw):
+        return False
+    response._content = raw.decoded()
+    response._content_consumed = True  # type: ignore[attr-defined]
+    return True
+
+
+__all__ = ["BodyTooLarge", "DeadlineExceeded", "FastTransportAdapter", "HeadersTooLarge"]
