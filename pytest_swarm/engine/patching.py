@@ -6,9 +6,12 @@ gevent hub. That needs ``gevent.monkey.patch_all`` *before* conftest files impor
 pytest-xdist 3.8 and gevent 26 (see docs/architecture.md):
 
 - never in an xdist controller (it breaks or hangs execnet);
-- in xdist workers and in one-process runs, with ``thread=False, subprocess=False, os=False``
-  (execnet's IO thread must stay a real thread; a patched ``os.close`` hangs the stdlib
-  ``subprocess`` used by test code and by pytester);
+- in one-process runs with ``subprocess=False, os=False`` (a patched ``os.close`` hangs the
+  stdlib ``subprocess`` used by test code and by pytester), threads included: a
+  ``threading.Lock`` held across a request by one user must let the other users run;
+- in xdist workers the same but with ``thread=False`` too: execnet's IO thread must stay a
+  real thread, so there a lock held across a request blocks the worker (see
+  docs/architecture.md, "When gevent patches", for what users see and the workaround);
 - only when the run will contain load tests, so that installing the plugin does not change a
   suite without load tests (asyncio or threading tests keep their real sockets). Whether it will
   is judged by a cheap scan of the files the run will collect for ``mark.load`` / ``swarm``;
@@ -113,16 +116,36 @@ def scan_for_load_tests(paths: Iterable[Path], patterns: Sequence[str]) -> bool:
     return False
 
 
-def patch() -> None:
-    """Patch this process for gevent (idempotent)."""
+def patch(*, threads: bool | None = None) -> None:
+    """Patch this process for gevent (idempotent).
+
+    ``threads`` (default: true unless this is an xdist worker) also patches ``threading``,
+    ``_thread`` and ``queue``: ``threading.Lock``, ``RLock``, ``Condition``, ``Event`` and
+    ``queue.Queue`` then wait by yielding to the other users instead of blocking the one OS
+    thread they all share. Without it, a lock held across a request by one user (a token cache,
+    a connection pool) blocks every other user and the hub: the process deadlocks (row 35).
+    An xdist worker cannot have it: execnet's IO thread must stay a real thread (patching
+    threads there ends in ``LoopExit``); docs/architecture.md says what users see there.
+    """
     from gevent import monkey
 
+    if threads is None:
+        threads = not is_xdist_worker()
     if not monkey.is_module_patched("socket"):
         # os=False: gevent >= 25.8.1 patches os.close to defer closes to the hub, and the
         # stdlib subprocess (deliberately unpatched) then blocks forever on its exec-error pipe.
         # signal=False goes with it (gevent warns about patching signal without os).
-        monkey.patch_all(thread=False, subprocess=False, os=False, signal=False)
+        monkey.patch_all(thread=threads, queue=threads, subprocess=False, os=False, signal=False)
         _numeric_hosts_skip_the_resolver()
+
+
+def threads_patched() -> bool:
+    """Whether ``threading`` locks cooperate with gevent in this process."""
+    if "gevent.monkey" not in sys.modules:
+        return False
+    from gevent import monkey
+
+    return bool(monkey.is_module_patched("threading"))
 
 
 def _numeric_hosts_skip_the_resolver() -> None:

@@ -146,7 +146,8 @@ def test_run_with_load_tests_is_patched(
         def test_plain_test_in_a_load_run():
             assert monkey.is_module_patched("socket")
             assert monkey.is_module_patched("ssl")
-            assert not monkey.is_module_patched("threading")
+            # One process without xdist: threads too (row 35, a lock held across a request).
+            assert monkey.is_module_patched("threading")
 
         @pytest.mark.load(users=2, rate=100, duration="500ms", wait=0.05)
         def test_home(http):
@@ -231,3 +232,69 @@ def test_subprocess_after_a_load_test(
     )
     run = swarm_pytest()
     run.result.assert_outcomes(passed=2)
+
+
+# Row 35: a session fixture guards a token cache with threading.Lock held across a request, and
+# a connection pool is a queue.Queue (what SQLAlchemy and client libraries' token refreshes do).
+# With real OS locks the second user blocks the one OS thread every user shares while the first
+# waits for its response: the process deadlocks. The timeouts bound that hang for the test.
+LOCK_ACROSS_A_REQUEST = """
+import queue
+import threading
+
+import pytest
+
+
+class TokenCache:
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.rlock = threading.RLock()
+        self.refreshes = 0
+
+    def token(self, http):
+        if not self.lock.acquire(timeout=5):
+            raise RuntimeError("deadlock: threading.Lock never released")
+        try:
+            with self.rlock:           # re-entered by its owner, excludes the other users
+                with self.rlock:
+                    self.refreshes += 1
+                    http.get("/delay?ms=20")   # held across a request
+        finally:
+            self.lock.release()
+
+
+@pytest.fixture(scope="session")
+def token_cache():
+    return TokenCache()
+
+
+@pytest.fixture(scope="session")
+def pool():
+    connections = queue.Queue()
+    for n in range(2):
+        connections.put(n)
+    return connections
+
+
+@pytest.mark.load(users=4, rate=100, duration="30s", iterations=3)
+def test_token(http, token_cache, pool):
+    token_cache.token(http)
+    connection = pool.get(timeout=5)   # 4 users, 2 connections: users wait for each other
+    try:
+        http.get("/delay?ms=10")
+    finally:
+        pool.put(connection)
+"""
+
+
+def test_threading_lock_held_across_a_request_in_one_process(
+    pytester: pytest.Pytester, served: DemoServer, swarm_pytest: RunSwarm
+) -> None:
+    pytester.makepyfile(LOCK_ACROSS_A_REQUEST)
+    run = swarm_pytest()
+    run.result.assert_outcomes(passed=1)
+    assert "deadlock" not in run.output
+    # 4 users x 3 iterations, each a token request and a pooled request: all completed.
+    paths = served.stats()["paths"]
+    assert paths.get("/delay") == 24, paths
+    assert run.count("test_token") == 24

@@ -284,3 +284,22 @@ def test_scan_is_bounded(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Non
     monkeypatch.setattr(patching, "_MAX_BYTES", 10)
     write(tmp_path, "test_a.py", "#" * 20 + f"\n{MARK}\n")
     assert not scan(tmp_path)
+
+
+@pytest.mark.parametrize(("worker", "threads"), [(False, True), (True, False)])
+def test_threads_are_patched_except_in_an_xdist_worker(
+    monkeypatch: pytest.MonkeyPatch, worker: bool, threads: bool
+) -> None:
+    # Row 35: a threading.Lock held across a request deadlocks a process whose threads are
+    # not patched; only an xdist worker (execnet's IO thread) must keep real threads.
+    from gevent import monkey
+
+    calls: list[dict[str, Any]] = []
+    monkeypatch.setattr(monkey, "is_module_patched", lambda name: False)
+    monkeypatch.setattr(monkey, "patch_all", lambda **kwargs: calls.append(kwargs))
+    monkeypatch.setattr(patching, "_numeric_hosts_skip_the_resolver", lambda: None)
+    monkeypatch.setattr(patching, "is_xdist_worker", lambda: worker)
+    patching.patch()
+    assert len(calls) == 1
+    assert calls[0]["thread"] is threads and calls[0]["queue"] is threads
+    assert calls[0]["subprocess"] is False and calls[0]["os"] is False
