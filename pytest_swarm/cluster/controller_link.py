@@ -34,6 +34,10 @@ class BindError(RuntimeError):
     """The aggregator address cannot be bound (e.g. the port is taken)."""
 
 
+# After a second Ctrl-C, how long the controller still waits for the workers' final statistics.
+HURRY_GRACE = 2.0
+
+
 class Coordinator:
     """Owns the ROUTER socket and the thread that serves it."""
 
@@ -149,20 +153,28 @@ class Coordinator:
             self._pending += self.control.interrupt(reason)
             self._wake()
 
-    def interrupted_results(self, timeout: float) -> list[tuple[str, Any]]:
+    def interrupted_results(
+        self, timeout: float, hurry: threading.Event | None = None
+    ) -> list[tuple[str, Any]]:
         """(test key, merged result) of every load test that started, once each is complete
-        (its workers' final deltas in) or ``timeout`` passed: what an interrupted session
-        still has to report."""
+        (its workers' final deltas in), ``timeout`` passed or ``hurry`` was set (a second
+        Ctrl-C): what an interrupted session still has to report."""
         deadline = time.monotonic() + timeout
+        hurried = False
         try:
             while time.monotonic() < deadline:
+                if hurry is not None and hurry.is_set() and not hurried:
+                    # A second Ctrl-C: the workers got it too and hurry their finals out;
+                    # give those a moment, no longer (a third Ctrl-C ends the wait at once).
+                    hurried = True
+                    deadline = min(deadline, time.monotonic() + HURRY_GRACE)
                 with self._lock:
                     runs = [r for r in self.control.runs.values() if r.release_time is not None]
                     if all(r.complete for r in runs):
                         break
                 time.sleep(0.05)  # the coordinator thread merges the finals meanwhile
         except KeyboardInterrupt:
-            pass  # a second Ctrl-C: stop waiting, report what has arrived
+            pass  # stop waiting, report what has arrived
         now = time.monotonic()
         found = []
         with self._lock:

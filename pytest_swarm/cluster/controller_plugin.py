@@ -146,15 +146,18 @@ class ControllerPlugin:
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         self._reported.add(report.nodeid)
 
+    @pytest.hookimpl(tryfirst=True)
     def pytest_keyboard_interrupt(self, excinfo: Any) -> None:
         """Ctrl-C or SIGTERM: stop the workers' users now, wait (bounded) for their final
         statistics, and report each load test that started and was not reported yet with
         what the swarm measured (the workers' own reports no longer reach this process:
         xdist's loop is interrupted)."""
         from ..report.logged import interrupted_reports
+        from ..signals import soften
 
         if self.coordinator is None:
             return
+        hurry = soften()  # a second Ctrl-C ends the wait below, not the process (signals.py)
         text = str(excinfo.value)
         if "SIGTERM" in text:
             reason = "SIGTERM"
@@ -163,7 +166,7 @@ class ControllerPlugin:
         else:
             reason = "SIGINT"
         self.coordinator.interrupt(reason)
-        results = self.coordinator.interrupted_results(timeout=INTERRUPT_WAIT)
+        results = self.coordinator.interrupted_results(timeout=INTERRUPT_WAIT, hurry=hurry)
         interrupted_reports(self.config, results, reason, self._reported)
 
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
@@ -183,6 +186,9 @@ class ControllerPlugin:
             )
 
     def pytest_unconfigure(self, config: pytest.Config) -> None:
+        from ..signals import restore
+
+        restore()
         coordinator = self.coordinator
         if coordinator is not None:
             coordinator.close()
