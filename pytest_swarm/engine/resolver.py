@@ -6,7 +6,8 @@ fixture closure once per user: it follows pytest's override chains, takes direct
 and ``request.param`` values from the item's callspec, hands each user a ``request`` whose
 ``addfinalizer`` and ``getfixturevalue`` act on that user's state, and tears everything down in
 reverse order when the user stops. Session/package/module/class-scoped fixtures are resolved
-once, by pytest itself, before any user starts (so two users cannot race to create them).
+once, by pytest itself, before any user starts; one a user asks for by name later
+(``request.getfixturevalue``) is built under a lock, so two users cannot race to create it.
 
 This is the one module that touches pytest internals (``_fixtureinfo``, ``_fixturemanager``,
 ``FixtureDef``); it is tested against the oldest and newest supported pytest.
@@ -30,6 +31,7 @@ from typing import Any
 import pytest
 from _pytest.fixtures import FixtureDef, FixtureLookupError, resolve_fixture_function
 from gevent import GreenletExit
+from gevent.lock import RLock
 
 _NOTSET = object()
 # Stop tearing down (the user is being killed or the run interrupted); anything else a finalizer
@@ -77,6 +79,11 @@ class FixturePlan:
         callspec = getattr(item, "callspec", None)
         self.params: dict[str, Any] = dict(callspec.params) if callspec is not None else {}
         self.param_indices: dict[str, int] = dict(callspec.indices) if callspec else {}
+        # pytest builds a wider-scoped fixture on first request and is not re-entrant: a user
+        # whose fixture asks for one by name (request.getfixturevalue) while another user's
+        # setup of it waits for I/O would build it again (pytest 8) or fail (pytest 9). One
+        # greenlet at a time asks pytest; the others wait, then find it cached.
+        self._shared_lock = RLock()
 
     def fixturedefs(self, argname: str) -> Sequence[FixtureDef[Any]]:
         defs = self._defs.get(argname)
@@ -127,8 +134,13 @@ class FixturePlan:
     def prepare_shared(self) -> dict[str, Any]:
         """Let pytest build (and cache, and later tear down) the wider-scoped fixtures now,
         before users start, from the calling greenlet."""
-        request = self.item._request  # type: ignore[attr-defined]
-        return {name: request.getfixturevalue(name) for name in self.shared_names()}
+        return {name: self.shared_value(name) for name in self.shared_names()}
+
+    def shared_value(self, argname: str) -> Any:
+        """A wider-scoped fixture's value, built by pytest once: creation is serialised
+        across users (see ``_shared_lock``)."""
+        with self._shared_lock:
+            return self.item._request.getfixturevalue(argname)  # type: ignore[attr-defined]
 
     def new_user(self, extra: dict[str, Any] | None = None) -> UserFixtures:
         return UserFixtures(self, extra or {})
@@ -213,7 +225,7 @@ class UserFixtures:
             raise FixtureLookupError(argname, self.plan.item._request)  # type: ignore[attr-defined]
         fixturedef = defs[depth]
         if self.plan.is_shared(argname, depth):
-            value = self.plan.item._request.getfixturevalue(argname)  # type: ignore[attr-defined]
+            value = self.plan.shared_value(argname)
         elif _is_direct_param(fixturedef) or (
             argname in self.plan.params and fixturedef.func is None
         ):
