@@ -236,6 +236,13 @@ def test_failed_assert_fails_the_iteration_and_the_user_goes_on(
         ]
     )
     run.result.stdout.fnmatch_lines(["test_checkout *", "GET / *"])
+    # Row 17: with a sample traceback that points at the failing line of the body.
+    run.result.stdout.fnmatch_lines(
+        [
+            "Sample traceback, AssertionError in test_checkout:",
+            "*assert swarm_user.iteration % 2 == 1*",
+        ]
+    )
 
 
 def test_exception_groups_by_type_and_message(
