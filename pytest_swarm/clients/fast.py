@@ -536,6 +536,7 @@ class FastHttpSession:
         feed = parse.parser.feed_data
         reused, conn.used = conn.used, True
         received = 0
+        chunk = b""
         try:
             try:
                 # One plain send nearly always takes the whole request; sendall's extra Python
@@ -600,10 +601,14 @@ class FastHttpSession:
                         raise DeadlineExceeded(_LATE)
                     if timeout is None or left < timeout:
                         sock.settimeout(left)
+            if received > MAX_HEADER_BYTES and _head_size(parse.headers) > MAX_HEADER_BYTES:
+                # A complete head past the bound (one that never ends is stopped above).
+                raise HeadersTooLarge(f"response head larger than {MAX_HEADER_BYTES} bytes")
         except BaseException:
             # Nothing of a failed response is kept: its partial body goes now, not when the
             # exception and its frames are collected.
             parse.drop_body()
+            chunk = b""  # the last read (up to 256 KiB), kept by the frame in a traceback
             self._drop(key)
             raise
         status = parse.status if parse.done else parse.parser.get_status_code()
@@ -632,6 +637,10 @@ def _without(headers: dict[str, str] | None, names: tuple[str, ...]) -> dict[str
         return headers
     kept = {k: v for k, v in headers.items() if k.lower() not in names}
     return kept or None
+
+
+def _head_size(headers: list[tuple[bytes, bytes]]) -> int:
+    return sum(len(k) + len(v) + 4 for k, v in headers)
 
 
 def _has(headers: list[tuple[bytes, bytes]], name: bytes) -> bool:
