@@ -54,11 +54,12 @@ def test_ramp(http):
 """
 
 
+@pytest.mark.parametrize("xdist", [[], ["-n", "2"]], ids=["one-process", "xdist"])
 def test_users_that_never_started_are_shown_and_warned_about(
-    pytester: pytest.Pytester, served: DemoServer, swarm_pytest: RunSwarm
+    pytester: pytest.Pytester, served: DemoServer, swarm_pytest: RunSwarm, xdist: list[str]
 ) -> None:
     pytester.makepyfile(SHORTFALL)
-    run = swarm_pytest(f"--swarm-json={pytester.path / 'swarm.json'}")
+    run = swarm_pytest(*xdist, f"--swarm-json={pytester.path / 'swarm.json'}")
     run.result.assert_outcomes(passed=1)
     # Collection warns: 10 users at 2/s need 5 s, the test lasts 2 s.
     assert "need 5s to start, longer than the 2s duration: only about 4 will start" in run.output
