@@ -107,6 +107,11 @@ def prepare(item: pytest.Item) -> None:
         raise pytest.Collector.CollectError(
             f"{item.nodeid}: load tests must be plain functions (users are gevent greenlets)"
         )
+    from .engine.resolver import collection_refusal
+
+    refused = collection_refusal(item, provided=ENGINE_PROVIDED)
+    if refused is not None:  # a fixture that cannot be per user (capsys, async def)
+        raise pytest.Collector.CollectError(f"{item.nodeid}: {refused}")
     try:
         definition = _definition(item, get_options(item.config))
     except (SpecError, ObjectiveError) as exc:

@@ -47,7 +47,8 @@ class PytestUser:
             # Fixtures that did set up are torn down; the runner records the setup error.
             self.fixtures.teardown()
             raise
-        self._calls = [(t.func, {a: values[a] for a in t.argnames}) for t in tasks]
+        bind = self.fixtures.bind  # a test class's method: bound to this user's own instance
+        self._calls = [(bind(t.func), {a: values[a] for a in t.argnames}) for t in tasks]
 
     def iterate(self) -> None:
         if len(self._calls) == 1:

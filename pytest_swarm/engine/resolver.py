@@ -25,7 +25,9 @@ Example (what the engine does for each user)::
 from __future__ import annotations
 
 import inspect
-from collections.abc import Callable, Iterable, Sequence
+import re
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -47,6 +49,38 @@ def _is_direct_param(fixturedef: FixtureDef[Any]) -> bool:
         type(fixturedef).__name__ == "DirectParamFixtureDef"
         or getattr(func, "__name__", "") == "get_direct_param_fixture_func"
     )
+
+
+# pytest's own fixtures that need a per-user treatment (see UserFixtures._builtin): recognised by
+# the module that defines them, so a project's own fixture of the same name is left alone.
+_CAPTURE = frozenset({"capsys", "capfd", "capsysbinary", "capfdbinary"})
+
+
+def _builtin(fixturedef: FixtureDef[Any], module: str) -> bool:
+    return getattr(fixturedef.func, "__module__", None) == module
+
+
+class UnsupportedFixture(TypeError):
+    """A per-user fixture that cannot work per user; the message says why and what to do."""
+
+
+def refusal(argname: str, fixturedef: FixtureDef[Any]) -> str | None:
+    """Why fixture ``argname`` cannot be one user's own instance, or None if it can."""
+    func = fixturedef.func
+    if argname in _CAPTURE and _builtin(fixturedef, "_pytest.capture"):
+        return (
+            f"fixture {argname!r} cannot be a per-user fixture: output capture is process-wide "
+            "(every user of the process writes to the same sys.stdout and file descriptors), so "
+            "it cannot capture one user's output; use it in a plain test, or have the body "
+            "return what it would print"
+        )
+    if inspect.iscoroutinefunction(func) or inspect.isasyncgenfunction(func):
+        return (
+            f"fixture {argname!r} is an async def fixture: virtual users are gevent greenlets "
+            "with no asyncio event loop, so each user would get a coroutine object instead of "
+            "its value; make it a plain def fixture (the http clients are synchronous)"
+        )
+    return None
 
 
 def _scope_name(fixturedef: FixtureDef[Any]) -> str:
@@ -84,6 +118,7 @@ class FixturePlan:
         # setup of it waits for I/O would build it again (pytest 8) or fail (pytest 9). One
         # greenlet at a time asks pytest; the others wait, then find it cached.
         self._shared_lock = RLock()
+        self._patches: list[pytest.MonkeyPatch] = []
 
     def fixturedefs(self, argname: str) -> Sequence[FixtureDef[Any]]:
         defs = self._defs.get(argname)
@@ -105,12 +140,12 @@ class FixturePlan:
             return False
         return _scope_name(fixturedef) != "function"
 
-    def shared_names(self) -> list[str]:
-        """Every wider-scoped fixture reachable from the user body, in dependency order."""
-        found: list[str] = []
+    def _walk(self) -> Iterator[tuple[str, FixtureDef[Any], bool]]:
+        """(name, definition, shared) of every fixture reachable from the user body, in
+        dependency order; the walk stops at shared ones (pytest builds their dependencies)."""
         seen: set[tuple[str, int]] = set()
 
-        def visit(argname: str, depth: int) -> None:
+        def visit(argname: str, depth: int) -> Iterator[tuple[str, FixtureDef[Any], bool]]:
             if (argname, depth) in seen or argname == "request" or argname in self.provided:
                 return
             seen.add((argname, depth))
@@ -119,22 +154,65 @@ class FixturePlan:
                 return
             fixturedef = defs[depth]
             if self.is_shared(argname, depth):
-                if argname not in found:
-                    found.append(argname)
+                yield argname, fixturedef, True
                 return
             if _is_direct_param(fixturedef):
                 return
             for dep in fixturedef.argnames:
-                visit(dep, depth - 1 if dep == argname else -1)
+                yield from visit(dep, depth - 1 if dep == argname else -1)
+            yield argname, fixturedef, False
 
         for name in self.autouse + self.argnames:
-            visit(name, -1)
+            yield from visit(name, -1)
+
+    def shared_names(self) -> list[str]:
+        """Every wider-scoped fixture reachable from the user body, in dependency order."""
+        found: list[str] = []
+        for name, _, shared in self._walk():
+            if shared and name not in found:
+                found.append(name)
         return found
+
+    def refusal(self) -> str | None:
+        """Why this body cannot run per user (a fixture that cannot be per user), or None."""
+        for name, fixturedef, shared in self._walk():
+            if not shared:
+                reason = refusal(name, fixturedef)
+                if reason is not None:
+                    return reason
+        return None
 
     def prepare_shared(self) -> dict[str, Any]:
         """Let pytest build (and cache, and later tear down) the wider-scoped fixtures now,
-        before users start, from the calling greenlet."""
+        before users start, from the calling greenlet. Raises :class:`UnsupportedFixture`
+        first if some fixture cannot be per user (the marker form refuses at collection)."""
+        reason = self.refusal()
+        if reason is not None:
+            raise UnsupportedFixture(f"{self.item.name}: {reason}")
         return {name: self.shared_value(name) for name in self.shared_names()}
+
+    def own_patches(self) -> pytest.MonkeyPatch:
+        """A user's own ``monkeypatch``. What users patch (module attributes, ``os.environ``,
+        ``sys.path``, the working directory) is shared by every user of the process, and users
+        tear down in any order: undoing one user's patches would restore the original under
+        the others, and the last one would restore another user's value, which then leaks
+        past the test. So every user's patches are undone together, in reverse order of all
+        of them, once the test ends."""
+        patches = pytest.MonkeyPatch()
+        if not self._patches:
+            self.item.addfinalizer(self._undo_patches)
+        self._patches.append(patches)
+        return patches
+
+    def _undo_patches(self) -> None:
+        while self._patches:
+            self._patches.pop().undo()
+
+    def new_instance(self) -> object | None:
+        """A user's own instance of the test class (None outside a class): users must not
+        share ``self`` (pytest makes one instance per test, ``cls()``)."""
+        base = getattr(self.item, "instance", None)
+        return None if base is None else type(base)()
 
     def shared_value(self, argname: str) -> Any:
         """A wider-scoped fixture's value, built by pytest once: creation is serialised
@@ -176,6 +254,11 @@ class UserRequest:
     def node(self) -> pytest.Item:
         return self._user.plan.item
 
+    @property
+    def instance(self) -> object | None:
+        """This user's own instance of the test class (fixture methods are bound to it)."""
+        return self._user.instance
+
     def addfinalizer(self, finalizer: Callable[[], object]) -> None:
         self._user.finalizers.append(finalizer)
 
@@ -196,7 +279,7 @@ class UserRequest:
 class UserFixtures:
     """One virtual user's fixture values and finalizers."""
 
-    __slots__ = ("_resolving", "finalizers", "plan", "values")
+    __slots__ = ("_instance", "_resolving", "finalizers", "plan", "values")
 
     def __init__(self, plan: FixturePlan, extra: dict[str, Any]) -> None:
         self.plan = plan
@@ -205,6 +288,22 @@ class UserFixtures:
         }
         self.finalizers: list[Callable[[], object]] = []
         self._resolving: list[str] = []  # names currently being built, for override chains
+        self._instance: object | None = _NOTSET
+
+    @property
+    def instance(self) -> object | None:
+        """This user's own instance of the test class, made on first use (None outside)."""
+        if self._instance is _NOTSET:
+            self._instance = self.plan.new_instance()
+        return self._instance
+
+    def bind(self, func: Callable[..., Any]) -> Callable[..., Any]:
+        """``func`` bound to this user's instance if it is a method of the test's instance
+        (the marker form's body is ``item.obj``, bound to pytest's one instance)."""
+        base = getattr(self.plan.item, "instance", None)
+        if base is not None and inspect.ismethod(func) and func.__self__ is base:
+            return func.__func__.__get__(self.instance)  # type: ignore[no-any-return]
+        return func
 
     def resolve_args(self) -> dict[str, Any]:
         """Set up autouse fixtures, then return the body's keyword arguments."""
@@ -236,6 +335,13 @@ class UserFixtures:
         return value
 
     def _call(self, argname: str, fixturedef: FixtureDef[Any]) -> Any:
+        reason = refusal(argname, fixturedef)
+        if reason is not None:  # asked for by name (getfixturevalue): the walk could not see it
+            raise UnsupportedFixture(reason)
+        if argname == "monkeypatch" and _builtin(fixturedef, "_pytest.monkeypatch"):
+            return self.plan.own_patches()
+        if argname == "tmp_path" and _builtin(fixturedef, "_pytest.tmpdir"):
+            return self._tmp_path()
         request = UserRequest(self, argname, fixturedef)
         self._resolving.append(argname)
         try:
@@ -259,6 +365,16 @@ class UserFixtures:
             return func(**kwargs)
         finally:
             self._resolving.pop()
+
+    def _tmp_path(self) -> Path:
+        """A directory of this user's own under the session's base temporary directory.
+        pytest's ``tmp_path`` teardown reads the test's report of its call phase, which a
+        user's teardown (in the test's setup phase) precedes: each user's directory is kept
+        like a failed test's, and pytest prunes old base directories as usual."""
+        factory = self.resolve("tmp_path_factory")
+        name = re.sub(r"[\W]", "_", self.plan.item.name)[:30]
+        path: Path = factory.mktemp(name, numbered=True)
+        return path
 
     def teardown(self) -> list[BaseException]:
         """Run this user's finalizers in reverse order; every one runs even if some fail.
@@ -303,3 +419,16 @@ def item_autouse(item: pytest.Item) -> list[str]:
         return []
     initial = set(info.initialnames)
     return [n for n in info.initialnames if n not in info.argnames and n in initial]
+
+
+def collection_refusal(item: pytest.Item, provided: Iterable[str] = ()) -> str | None:
+    """At collection: why the marker-form load test ``item`` cannot run per user, or None. A
+    fixture that does not exist is left for pytest to report at setup, as it always does."""
+    info = getattr(item, "_fixtureinfo", None)
+    if info is None:
+        return None
+    plan = FixturePlan(item, info.argnames, autouse=item_autouse(item), provided=provided)
+    try:
+        return plan.refusal()
+    except FixtureLookupError:
+        return None
