@@ -91,7 +91,7 @@ class _Echo(QuietHandler):
 
 
 def _read_chunked(rfile: Any) -> bytes:
-    parts = []
+    parts: list[bytes] = []
     while True:
         size = int(rfile.readline().split(b";")[0], 16)
         data = rfile.read(size + 2)[:size]
@@ -171,7 +171,8 @@ def test_a_bad_timeout_is_a_value_error(timeout: Any, local: Local) -> None:
 
 def test_a_urllib3_timeout_object_is_accepted(local: Local) -> None:
     with plain_session() as s:
-        r = s.get(local.url + "/echo", timeout=urllib3.Timeout(connect=2, read=3))
+        timeout: Any = urllib3.Timeout(connect=2, read=3)  # requests accepts it (untyped)
+        r = s.get(local.url + "/echo", timeout=timeout)
     assert r.status_code == 200
 
 
