@@ -218,6 +218,37 @@ def test_default_timeout_ends_a_hanging_request(
     run.result.stdout.fnmatch_lines(["*x  ?GET /hang? *Timeout*"])
 
 
+def test_without_a_timeout_setting_the_product_default_ends_hanging_requests(
+    pytester: pytest.Pytester, served: DemoServer, swarm_pytest: RunSwarm
+) -> None:
+    """Row 12: no ``swarm_timeout`` anywhere, yet every request to a hanging endpoint fails
+    with a timeout. The product default (30 s) is lowered in the run's conftest only so the
+    test is short: a fixture or client that dropped the default would hang until the stop
+    killed the users instead, with no timeout failure at all."""
+    pytester.makeconftest(
+        """
+        import pytest_swarm.options
+
+        pytest_swarm.options.DEFAULT_TIMEOUT = 0.3
+        """
+    )
+    pytester.makepyfile(
+        """
+        import pytest
+
+        @pytest.mark.load(users=2, rate=100, duration=1)
+        def test_hang(http, fast_http):
+            assert http.default_timeout == fast_http.timeout == 0.3
+            http.get("/hang", name="http")
+            fast_http.get("/hang", name="fast")
+        """
+    )
+    run = swarm_pytest()
+    run.result.assert_outcomes(failed=1)
+    assert run.prop("test_hang", "swarm_failures") == run.count("test_hang") >= 4
+    run.result.stdout.fnmatch_lines(["*x  ?http? *Timeout*", "*x  ?fast? *Timeout*"])
+
+
 def test_body_above_max_body_is_a_failure(
     pytester: pytest.Pytester, served: DemoServer, swarm_pytest: RunSwarm
 ) -> None:
