@@ -5,6 +5,12 @@ Clients call :meth:`Recorder.record` once per request. It only appends an intege
 :meth:`Recorder.drain`, off the request path. Everything runs in one OS thread (gevent), so no
 locks are needed: a greenlet switch cannot happen inside these methods.
 
+Request names are bounded at the source, the same way in one process and in every xdist
+worker: a name is at most :data:`MAX_NAME_LENGTH` characters (longer ones are cut and end with
+:data:`CUT_MARK`), and a load records at most ``MAX_NAMES - 1`` distinct names; requests under
+any further name are counted under :data:`OTHER_NAME`, and a :class:`RequestNamesFolded`
+warning says once how to fix it (``name=``). Counts are never lost, only the split by name.
+
 Example:
     >>> rec = Recorder()
     >>> rec.record("GET /", 0.012)
@@ -16,23 +22,82 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import traceback
+import warnings
 from collections import defaultdict
 
-from .snapshot import OTHER_ERRORS, OTHER_NAME, Snapshot
+from .snapshot import MAX_NAMES, OTHER_ERRORS, OTHER_NAME, Snapshot
 
-__all__ = ["MAX_ERROR_GROUPS", "OTHER_ERRORS", "OTHER_NAME", "Recorder"]
+__all__ = [
+    "CUT_MARK",
+    "MAX_ERROR_GROUPS",
+    "MAX_NAME_LENGTH",
+    "OTHER_ERRORS",
+    "OTHER_NAME",
+    "Recorder",
+    "RequestNamesFolded",
+]
 
 # Error messages often carry ids or URLs; past this many groups in one interval, further new
 # groups are folded into one (named OTHER_NAME) so a misbehaving target cannot grow memory
 # without bound: a delta holds at most MAX_ERROR_GROUPS + 1 groups.
 MAX_ERROR_GROUPS = 200
 
+# A request name longer than this is cut (URLs of kilobytes: 2,000 of them made a 9 MB delta).
+MAX_NAME_LENGTH = 200
+CUT_MARK = "…"
+# Distinct names one load records; one more slot is OTHER_NAME. The same bound as a snapshot's
+# wire form, so nothing is folded again on the way, and the terminal table stays readable.
+MAX_RECORDED_NAMES = MAX_NAMES - 1
+
+
+class RequestNamesFolded(UserWarning):
+    """A load used more distinct request names than a report can hold (ids in URLs)."""
+
+
+def bounded_name(name: str) -> str:
+    """``name`` cut to MAX_NAME_LENGTH characters, the last one being CUT_MARK.
+
+    >>> len(bounded_name("GET /" + "x" * 5000)), bounded_name("GET /" + "x" * 5000)[-3:]
+    (200, 'xx…')
+    """
+    if len(name) <= MAX_NAME_LENGTH:
+        return name
+    return name[: MAX_NAME_LENGTH - len(CUT_MARK)] + CUT_MARK
+
+
+# One text whatever the names and the worker, so that pytest's warning summary shows it once
+# for a whole xdist run.
+FOLD_MESSAGE = (
+    f"more than {MAX_RECORDED_NAMES:,} distinct request names: the requests of further names "
+    f"are counted under {OTHER_NAME!r}. URLs with ids in them need a name, e.g. "
+    'http.get(f"/items/{item_id}", name="GET /items/{id}")'
+)
+
+
+def _fold_error_names(snap: Snapshot, folded: set[str]) -> None:
+    """Error groups of requests whose name was folded go under OTHER_NAME too."""
+    groups = list(snap.errors.values())
+    snap.errors = {}
+    for g in groups:
+        name = OTHER_NAME if g.name in folded else g.name
+        snap.add_error(name, g.kind, g.message, g.sample, g.count)
+
 
 class Recorder:
     """Collects raw samples between two drains. One per process, shared by every user."""
 
-    __slots__ = ("_errors", "_failures", "_values", "iterations", "setup_failures", "users")
+    __slots__ = (
+        "_errors",
+        "_failures",
+        "_names",
+        "_values",
+        "folded",
+        "iterations",
+        "setup_failures",
+        "users",
+    )
 
     def __init__(self) -> None:
         # defaultdict: the lookup-or-create is one C call on the hot path. Seconds as
@@ -44,10 +109,32 @@ class Recorder:
         self.iterations = 0
         self.users = 0
         self.setup_failures = 0
+        # Raw name -> the name it is recorded under, for the whole load (not reset by drain):
+        # at most MAX_RECORDED_NAMES entries; names past that are not remembered at all.
+        self._names: dict[str, str] = {}
+        self.folded = 0  # requests counted under OTHER_NAME because names ran out
 
     def record(self, name: str, elapsed_s: float) -> None:
         """A successful request that took ``elapsed_s`` seconds."""
+        # Names are bounded at the drain, once per name and interval, not here: this stays
+        # one dict lookup and one append.
         self._values[name].append(elapsed_s)
+
+    def _admit(self, name: str) -> str:
+        """The name a request named ``name`` is recorded under (see the module docstring)."""
+        bounded = bounded_name(name)
+        names = self._names
+        if bounded in names:
+            return names[bounded]
+        if len(names) < MAX_RECORDED_NAMES:
+            names[bounded] = bounded  # a long raw name is not kept: cut again when met
+            return bounded
+        if not self.folded:
+            # Warned from the drain (the runner's tick), never inside a request; -W error
+            # must not break the tick.
+            with contextlib.suppress(Exception):
+                warnings.warn(RequestNamesFolded(FOLD_MESSAGE), stacklevel=4)
+        return OTHER_NAME
 
     def record_failure(
         self,
@@ -58,7 +145,7 @@ class Recorder:
         exc: BaseException | None = None,
     ) -> None:
         """A failed request (or iteration): counted, timed, and grouped by error."""
-        self.record(name, elapsed_s)
+        self._values[name].append(elapsed_s)
         self._failures[name] = self._failures.get(name, 0) + 1
         self.add_error(name, kind, message, exc)
 
@@ -67,6 +154,7 @@ class Recorder:
     ) -> None:
         """Group an error without counting a request (e.g. a user whose setup failed)."""
         errors = self._errors.errors
+        name = bounded_name(name)
         key = (name, kind, message)
         group = errors.get(key)
         if group is not None:
@@ -88,10 +176,18 @@ class Recorder:
         snap, self._errors = self._errors, Snapshot()
         values, self._values = self._values, defaultdict(list)
         failures, self._failures = self._failures, {}
+        names, admit = self._names, self._admit
+        folded: set[str] = set()
         for name, samples in values.items():
-            entry = snap.entry(name)
+            recorded = names.get(name) or admit(name)
+            if recorded == OTHER_NAME and name != OTHER_NAME:
+                folded.add(bounded_name(name))
+                self.folded += len(samples)
+            entry = snap.entry(recorded)
             entry.hist.record_values([int(s * 1_000_000) for s in samples])
-            entry.failures = failures.get(name, 0)
+            entry.failures += failures.get(name, 0)
+        if folded:
+            _fold_error_names(snap, folded)
         snap.iterations, self.iterations = self.iterations, 0
         snap.setup_failures, self.setup_failures = self.setup_failures, 0
         snap.users = self.users

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import doctest
+import warnings
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import pytest_swarm.stats.recorder as recorder_module
 from pytest_swarm.stats.histogram import Histogram
 from pytest_swarm.stats.recorder import MAX_ERROR_GROUPS, OTHER_ERRORS, OTHER_NAME, Recorder
-from pytest_swarm.stats.snapshot import MAX_ERRORS, Snapshot
+from pytest_swarm.stats.snapshot import MAX_ERRORS, MAX_NAMES, Snapshot
 
 
 def test_module_doctests() -> None:
@@ -176,3 +178,74 @@ def test_drains_add_up_to_everything_recorded(
         assert total.entries[name].hist == expected
         assert total.entries[name].failures == sum(1 for n, _, f in calls if n == name and f)
     assert sum(g.count for g in total.errors.values()) == sum(1 for c in calls if c[2])
+
+
+# Row 28: thousands of distinct request names (ids in URLs, no name=).
+
+
+def test_distinct_names_are_folded_at_the_source_and_warned_once() -> None:
+    from pytest_swarm.stats.recorder import MAX_RECORDED_NAMES, RequestNamesFolded
+
+    rec = Recorder()
+    for i in range(5_000):
+        rec.record(f"GET /items/{i}", 0.001)
+    rec.record_failure("GET /items/99999", 0.002, "HTTPError", "404 Not Found")
+    # Names are bounded at the drain (once per name and interval), off the request path.
+    with pytest.warns(RequestNamesFolded, match=r"name=") as caught:
+        snap = rec.drain()
+    assert len(caught) == 1
+    assert len(snap.entries) == MAX_RECORDED_NAMES + 1 == MAX_NAMES
+    assert snap.entries[OTHER_NAME].hist.total == 5_001 - MAX_RECORDED_NAMES
+    assert snap.entries[OTHER_NAME].failures == 1
+    assert [g.name for g in snap.errors.values()] == [OTHER_NAME]
+    assert sum(e.hist.total for e in snap.entries.values()) == 5_001
+    assert rec.folded == 5_001 - MAX_RECORDED_NAMES
+    # The names a load kept stay kept across drains; no new name gets in later, no new warning.
+    rec.record("GET /items/0", 0.001)
+    rec.record("GET /items/new", 0.001)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        snap = rec.drain()
+    assert set(snap.entries) == {"GET /items/0", OTHER_NAME}
+    # What a worker sends stays within what the controller accepts, folded by nobody else.
+    Snapshot.from_wire(snap.to_wire())
+
+
+def test_a_new_load_starts_with_no_names() -> None:
+    rec = Recorder()
+    rec.record("GET /a", 0.001)
+    assert set(Recorder().drain().entries) == set()
+    assert set(rec.drain().entries) == {"GET /a"}
+
+
+def test_long_names_are_cut_with_a_mark() -> None:
+    from pytest_swarm.stats.recorder import CUT_MARK, MAX_NAME_LENGTH, RequestNamesFolded
+
+    rec = Recorder()
+    long = "GET /" + "x" * 7_000
+    for _ in range(3):
+        rec.record(long, 0.001)
+    rec.record_failure(long + "y", 0.001, "HTTPError", "404")  # the same cut form
+    rec.add_error("setup: " + "z" * 7_000, "ValueError", "bad")
+    snap = rec.drain()
+    (name,) = snap.entries
+    assert len(name) == MAX_NAME_LENGTH and name.endswith(CUT_MARK)
+    assert name.startswith("GET /xxx")
+    assert snap.entries[name].hist.total == 4 and snap.entries[name].failures == 1
+    assert all(len(g.name) <= MAX_NAME_LENGTH for g in snap.errors.values())
+    # 2,000 names of 7 KB: the wire form stays small (9 MB before).
+    rec = Recorder()
+    for i in range(2_000):
+        rec.record(f"GET /{i}/" + "x" * 7_000, 0.001)
+    with pytest.warns(RequestNamesFolded):
+        assert len(repr(rec.drain().to_wire())) < 1_000_000
+
+
+def test_warning_as_error_does_not_break_the_drain() -> None:
+    rec = Recorder()
+    for i in range(2_100):
+        rec.record(f"GET /{i}", 0.001)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        snap = rec.drain()
+    assert sum(e.hist.total for e in snap.entries.values()) == 2_100
