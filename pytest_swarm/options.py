@@ -114,6 +114,16 @@ def _seconds(config: pytest.Config, name: str) -> float | None:
         raise pytest.UsageError(str(exc)) from None
 
 
+def _processes(config: pytest.Config) -> int:
+    """How many processes share each load test: xdist's worker count in a worker (the
+    controller never builds a spec), else 1."""
+    workerinput = getattr(config, "workerinput", None)
+    if workerinput is None:
+        return 1
+    count = workerinput.get("workercount", 1)
+    return count if type(count) is int and count >= 1 else 1
+
+
 def read_options(config: pytest.Config) -> SwarmOptions:
     """Validate every swarm option; bad values are a usage error naming the option."""
     # --swarm-duration overrides every test; the ini swarm_duration is only the default for
@@ -134,6 +144,7 @@ def read_options(config: pytest.Config) -> SwarmOptions:
         default_duration=default,
         scale=_number(config, "scale", float, 1e-9),
         stop_timeout=_seconds(config, "stop_timeout") or 5.0,
+        processes=_processes(config),
     )
     patch = str(raw(config, "patch") or "auto").lower()
     if patch not in ("auto", "on", "off"):

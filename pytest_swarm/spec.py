@@ -46,6 +46,12 @@ _DURATION_HINT = "a duration like '20s', '500ms', '2m30s' or '1h' (units h, m, s
 _MIN_RATE = 1e-3
 """Smallest spawn rate ``scale`` may produce (one user every ~17 minutes)."""
 
+MAX_USERS_PER_PROCESS = 100_000
+"""The most users one process may run. A sleeping user costs ~6 KiB (docs/numbers.md), so this
+is ~600 MiB, and starting that many already takes seconds; far more never starts at all
+(``users=10**9`` ran forever with no request, ``users=10**6`` used 747 MiB in a 2 s test still
+running at 15 s). Under xdist the bound is per worker: ``-n N`` allows ``N`` times this."""
+
 
 class SpecError(ValueError):
     """An invalid load-test parameter; the message names the argument or option."""
@@ -263,8 +269,10 @@ class SpecOverrides:
     scale: float | None = None
     default_duration: float = 10.0
     stop_timeout: float = 5.0
+    processes: int = 1  # processes the users are spread over (xdist workers), for the bound
 
     def __post_init__(self) -> None:
+        _check_int(self.processes, "processes", 1, "SpecOverrides")
         if self.users is not None:
             _check_int(self.users, "--swarm-users", 1)
         for value, option in (
@@ -321,6 +329,7 @@ def build_spec(
         n_users = max(1, math.floor(scaled + 0.5))
         if spawn_rate is not None:
             spawn_rate = max(_MIN_RATE, spawn_rate * overrides.scale)
+    _check_bound(n_users, users, overrides)
     return LoadSpec(
         users=n_users,
         rate=float(n_users) if spawn_rate is None else spawn_rate,
@@ -328,6 +337,28 @@ def build_spec(
         wait=wait_fn,
         stop_timeout=stop,
         iterations=max_iterations,
+    )
+
+
+def _check_bound(n_users: int, users: int, overrides: SpecOverrides) -> None:
+    """Refuse what cannot start: more users than :data:`MAX_USERS_PER_PROCESS` per process.
+    The error names what asked for them: ``users``, ``--swarm-users`` or ``--swarm-scale``."""
+    limit = MAX_USERS_PER_PROCESS * overrides.processes
+    if n_users <= limit:
+        return
+    if overrides.scale is not None:
+        argument, value = "--swarm-scale", overrides.scale
+    elif overrides.users is not None:
+        argument, value = "--swarm-users", overrides.users
+    else:
+        argument, value = "users", users
+    where = f"{overrides.processes} processes" if overrides.processes > 1 else "one process"
+    raise _error(
+        argument,
+        value,
+        f"at most {MAX_USERS_PER_PROCESS:,} per process ({limit:,} with {where}; this asks "
+        f"for {n_users:,}): more could not even start, let alone within the duration; spread "
+        "them over more processes with pytest-xdist (-n)",
     )
 
 

@@ -443,3 +443,40 @@ def test_split_users_partition(users: int, workers: int, rate: float) -> None:
             assert share_rate == 0.0
     if users:
         assert math.isclose(sum(r for _, r in shares), rate, rel_tol=1e-9)
+
+
+# Issue 8, section 2: users=10**9 ran forever with no request; users=10**6 used 747 MiB in a 2 s
+# test still running at 15 s. What cannot start is refused, naming the argument.
+
+
+def test_absurd_user_counts_are_refused_naming_the_argument() -> None:
+    from pytest_swarm.spec import MAX_USERS_PER_PROCESS
+
+    assert build_spec(users=MAX_USERS_PER_PROCESS, overrides=NO_OVERRIDES).users == 100_000
+    for users in (MAX_USERS_PER_PROCESS + 1, 10**6, 10**9):
+        with pytest.raises(
+            SpecError, match=r"^load\(users=\d+\): users must be at most 100,000 per process"
+        ):
+            build_spec(users=users, overrides=NO_OVERRIDES)
+    with pytest.raises(SpecError, match=r"^--swarm-users=1000000: --swarm-users must be at most"):
+        build_spec(users=5, overrides=SpecOverrides(users=10**6))
+    with pytest.raises(SpecError, match=r"^--swarm-scale=1000000.0: --swarm-scale must be at"):
+        build_spec(users=5, overrides=SpecOverrides(scale=1e6))
+
+
+def test_the_user_bound_is_per_process() -> None:
+    spec = build_spec(users=10**6, overrides=SpecOverrides(processes=10))
+    assert spec.users == 10**6
+    with pytest.raises(SpecError, match=r"1,000,000 with 10 processes.*-n"):
+        build_spec(users=10**6 + 1, overrides=SpecOverrides(processes=10))
+
+
+def test_processes_come_from_the_xdist_worker_count() -> None:
+    from types import SimpleNamespace
+
+    from pytest_swarm.options import _processes
+
+    assert _processes(SimpleNamespace()) == 1  # type: ignore[arg-type]
+    worker = SimpleNamespace(workerinput={"workerid": "gw0", "workercount": 3})
+    assert _processes(worker) == 3  # type: ignore[arg-type]
+    assert _processes(SimpleNamespace(workerinput={})) == 1  # type: ignore[arg-type]
