@@ -8,7 +8,7 @@ from __future__ import annotations
 import signal
 import socket
 import threading
-from collections.abc import Generator
+from collections.abc import Callable, Generator
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -199,17 +199,25 @@ class SummaryPrinter:
         }
 
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
+        from .report.files import ReportFileError, write_json
+        from .report.html import write_html
+
         options = get_options(self.config)
         written = []
-        if options.json_path:
-            from .report.files import write_json
-
-            written.append(write_json(options.json_path, self.documents))
-        if options.html_path:
-            from .report.html import write_html
-
-            written.append(write_html(options.html_path, self.documents, self.context()))
         write = terminal_writer(self.config)
+        reports: list[tuple[str | None, Callable[[str], Path]]] = [
+            (options.json_path, lambda p: write_json(p, self.documents)),
+            (options.html_path, lambda p: write_html(p, self.documents, self.context())),
+        ]
+        for path, writer in reports:
+            try:
+                if path:
+                    written.append(writer(path))
+            except ReportFileError as exc:  # disk full, no permission: one line, exit 1
+                if write is not None:
+                    write(f"\nswarm: ERROR: {exc}")
+                if session.exitstatus == pytest.ExitCode.OK:
+                    session.exitstatus = pytest.ExitCode.TESTS_FAILED
         for target in written:
             if write is not None and not quiet(self.config):
                 write(f"\nswarm: {len(self.documents)} load test result(s) written to {target}")

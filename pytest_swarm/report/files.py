@@ -21,7 +21,11 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import json
+import os
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -102,11 +106,79 @@ def result_document(nodeid: str, result: RunResult, verdict: Verdict | None) -> 
     }
 
 
+class ReportFileError(Exception):
+    """A report file could not be written; the message names the file and the cause."""
+
+
 def write_json(path: str | Path, documents: list[dict[str, Any]]) -> Path:
-    """Write all load tests of the run to ``path`` (one object: {"load_tests": [...]})."""
+    """Write all load tests of the run to ``path`` (one object: {"load_tests": [...]}),
+    atomically (see :func:`write_report_file`)."""
+    text = json.dumps({"format": FORMAT_VERSION, "load_tests": documents}, indent=1)
+    return write_report_file(path, text, what="--swarm-json")
+
+
+def write_report_file(path: str | Path, text: str, *, what: str = "report") -> Path:
+    """Write ``text`` to ``path`` so that a reader sees the earlier file or the new one, whole,
+    never a part: a temporary file in the same directory (a rename is atomic only within one
+    file system), written, flushed to disk, then renamed over ``path``. On any error (disk
+    full, no permission, a path through a file) the temporary file is removed, the earlier
+    file is left as it was, and :class:`ReportFileError` says what happened, in one line.
+
+    Example:
+        >>> import tempfile, pathlib
+        >>> d = pathlib.Path(tempfile.mkdtemp())
+        >>> write_report_file(d / "out.json", "{}").read_text(), sorted(p.name for p in d.iterdir())
+        ('{}', ['out.json'])
+    """
     target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_suffix(target.suffix + ".tmp")
-    tmp.write_text(json.dumps({"format": FORMAT_VERSION, "load_tests": documents}, indent=1))
-    tmp.replace(target)
+    data = text.encode("utf-8")
+    tmp: str | None = None
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+        try:
+            _write_fd(fd, data)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(tmp, target)
+        tmp = None
+        _sync_directory(target.parent)
+    except OSError as exc:
+        raise ReportFileError(_describe(what, target, exc)) from None
+    finally:
+        if tmp is not None:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
     return target
+
+
+def _write_fd(fd: int, data: bytes) -> None:
+    """All of ``data`` to ``fd`` (``os.write`` may write less than asked)."""
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
+
+
+def _sync_directory(directory: Path) -> None:
+    """Make the rename itself durable (best effort: not every file system can sync one)."""
+    with contextlib.suppress(OSError):
+        fd = os.open(directory, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+def _describe(what: str, target: Path, exc: OSError) -> str:
+    reason = exc.strerror or str(exc)
+    if exc.errno == errno.ENOSPC:
+        reason = "no space left on the device"
+    elif exc.errno == errno.EDQUOT:
+        reason = "disk quota exceeded"
+    named = str(exc.filename or "")
+    # The temporary file's name means nothing to the user; another path (a parent that is a
+    # file, say) does.
+    where = f" ({named})" if named and named != str(target) and not named.endswith(".tmp") else ""
+    earlier = " (the earlier file is unchanged)" if target.exists() else ""
+    return f"{what}: could not write {target}: {reason}{where}{earlier}"

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import html
 import json
-import os
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -219,12 +218,6 @@ document.querySelectorAll("[data-charts]").forEach((el) => {{
 
 def write_html(path: str | Path, documents: list[dict[str, Any]], context: dict[str, Any]) -> Path:
     """Write the report page to ``path`` atomically (a temporary file beside it, renamed)."""
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
-    try:
-        tmp.write_text(render_html(documents, context), encoding="utf-8")
-        tmp.replace(target)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return target
+    from .files import write_report_file
+
+    return write_report_file(path, render_html(documents, context), what="--swarm-html")
