@@ -461,3 +461,40 @@ def test_shared_fixture_asked_for_by_name_from_per_user_fixtures_is_built_once(
     assert counts["shared-setup"] == counts["shared-teardown"] == 1
     assert sorted(int(w[0]) for w in event_log.words("user")) == [0, 1, 2, 3]
     assert run.count("test_dynamic") == served.stats()["total"] == 8
+
+
+@pytest.mark.parametrize("workers", [[], ["-n", "2"]], ids=["one-process", "xdist"])
+def test_some_users_failing_setup_are_reported_apart_from_the_objectives(
+    pytester: pytest.Pytester, served: DemoServer, swarm_pytest: RunSwarm, workers: list[str]
+) -> None:
+    # Row 18: users 1 and 2 (one per worker under -n 2) cannot set up. The objectives are met;
+    # the test fails for the setup errors, says how many, and names no objective miss.
+    pytester.makepyfile(
+        """
+        import pytest
+
+        @pytest.fixture
+        def account(http, swarm_user):
+            if swarm_user.index in (1, 2):
+                raise LookupError(f"no account for user {swarm_user.index}")
+            return http
+
+        @pytest.mark.load(users=4, rate=100, duration="30s", iterations=2)
+        @pytest.mark.slo("error_rate < 50%", "p99 < 1h")
+        def test_accounts(account):
+            account.get("/")
+        """
+    )
+    run = swarm_pytest(*workers)
+    run.result.assert_outcomes(failed=1)
+    message = run.message("test_accounts")
+    assert "2 of 4 users failed to set up their fixtures" in message
+    assert "objectives missed" not in message
+    assert run.prop("test_accounts", "swarm_setup_failures") == 2
+    assert run.count("test_accounts") == served.stats()["total"] == 4  # 2 users x 2 iterations
+    run.result.stdout.fnmatch_lines(
+        [
+            "*x  ?setup: test_accounts? LookupError: no account for user *",
+            "Users: 2 of 4 started; 2 failed to set up their fixtures*",
+        ]
+    )
