@@ -10,7 +10,7 @@ Example:
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -117,11 +117,12 @@ class Swarm:
         self,
         fn: Callable[..., Any] | Mapping[Callable[..., Any], int],
         *,
-        users: int,
+        users: int | None = None,
         rate: float | None = None,
         duration: str | float | None = None,
         wait: WaitSpec = None,
         iterations: int | None = None,
+        stages: Sequence[tuple[str | float, float]] | None = None,
         name: str | None = None,
     ) -> Any:
         """Run ``fn`` (or a weighted ``{fn: weight}`` mix) as the body of ``users`` virtual
@@ -141,6 +142,7 @@ class Swarm:
                 duration=duration,
                 wait=wait,
                 iterations=iterations,
+                stages=stages,
                 overrides=options.overrides,
             )
         except SpecError as exc:

@@ -38,7 +38,7 @@ DEFINITION_KEY = pytest.StashKey[LoadDefinition]()
 OUTCOME_KEY = pytest.StashKey["LoadOutcome"]()
 VERDICT_KEY = pytest.StashKey[Verdict]()
 
-_LOAD_ARGS = ("users", "rate", "duration", "wait", "iterations", "stop_timeout")
+_LOAD_ARGS = ("users", "rate", "duration", "wait", "iterations", "stop_timeout", "stages")
 
 
 def _definition(item: pytest.Function, options: SwarmOptions) -> LoadDefinition:
@@ -54,8 +54,10 @@ def _definition(item: pytest.Function, options: SwarmOptions) -> LoadDefinition:
     unknown = sorted(set(kwargs) - set(_LOAD_ARGS))
     if unknown:
         raise SpecError(f"load(): unknown argument(s) {', '.join(unknown)}")
-    if "users" not in kwargs:
-        raise SpecError("load(): 'users' is required, e.g. @pytest.mark.load(users=50)")
+    if "users" not in kwargs and "stages" not in kwargs:
+        raise SpecError(
+            "load(): 'users' (or 'stages') is required, e.g. @pytest.mark.load(users=50)"
+        )
     spec = build_spec(**kwargs, overrides=options.overrides)
     objectives: list[Objective] = []
     for slo in item.iter_markers("slo"):
@@ -86,7 +88,7 @@ def start_shortfall(spec: LoadSpec) -> str:
     >>> start_shortfall(LoadSpec(10, 2.0, 2.0, parse_wait(None), 5.0))[:48]
     '10 users at 2/s need 5s to start, longer than t'
     """
-    if spec.rate <= 0 or spec.users / spec.rate <= spec.duration:
+    if spec.profile is not None or spec.rate <= 0 or spec.users / spec.rate <= spec.duration:
         return ""
     # User k starts at k / rate: those due before the end of the duration start.
     starting = min(spec.users, math.ceil(spec.duration * spec.rate - 1e-9))

@@ -13,13 +13,17 @@ prefixes the test name.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import numbers
 import random
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TypeAlias
+from typing import TYPE_CHECKING, TypeAlias
+
+if TYPE_CHECKING:
+    from .workload.stages import Profile
 
 WaitFn: TypeAlias = Callable[[], float]
 """A think-time function: called between iterations, returns seconds (>= 0)."""
@@ -226,6 +230,9 @@ class LoadSpec:
     wait: WaitFn
     stop_timeout: float
     iterations: int | None = None
+    # Ramp stages (closed model): the swarm's users follow this profile; ``users`` is then
+    # its peak and ``duration`` its length.
+    profile: Profile | None = None
 
     def describe(self) -> str:
         """One line for reports.
@@ -234,6 +241,13 @@ class LoadSpec:
         '1 user @ 0.5/s for 1m30s, max 3 iterations/user'
         """
         noun = "user" if self.users == 1 else "users"
+        if self.profile is not None:
+            stages = len(self.profile.stages)
+            text = f"up to {self.users} {noun} in {stages} stage{'s' * (stages != 1)}"
+            text += f" for {format_duration(self.duration)}"
+            if self.iterations is not None:
+                text += f", max {self.iterations} iterations/user"
+            return text
         text = f"{self.users} {noun} @ {_format_number(self.rate)}/s"
         text += f" for {format_duration(self.duration)}"
         if self.iterations is not None:
@@ -288,12 +302,13 @@ class SpecOverrides:
 
 def build_spec(
     *,
-    users: int,
+    users: int | None = None,
     rate: float | None = None,
     duration: str | int | float | None = None,
     wait: WaitSpec = None,
     iterations: int | None = None,
     stop_timeout: str | int | float | None = None,
+    stages: object = None,
     overrides: SpecOverrides,
 ) -> LoadSpec:
     """Validate the ``load(...)`` arguments and apply the overrides.
@@ -306,6 +321,16 @@ def build_spec(
     >>> build_spec(users=10, rate=4, overrides=SpecOverrides(users=3, scale=0.5)).describe()
     '2 users @ 2/s for 10s'
     """
+    if stages is not None:
+        given = [a for a, v in (("users", users), ("rate", rate), ("duration", duration)) if v]
+        if given:
+            raise SpecError(
+                f"load(stages=...): stages and {', '.join(given)} together: the stages give "
+                "the users over time and the duration (their sum)"
+            )
+        return _staged_spec(stages, wait, iterations, stop_timeout, overrides)
+    if users is None:
+        raise SpecError("load(): 'users' (or 'stages') is required, e.g. load(users=50)")
     n_users = _check_int(users, "users", 1)
     spawn_rate = None if rate is None else _check_positive(rate, "rate")
     seconds = overrides.default_duration if duration is None else parse_duration(duration)
@@ -338,6 +363,41 @@ def build_spec(
         stop_timeout=stop,
         iterations=max_iterations,
     )
+
+
+def _staged_spec(
+    stages: object,
+    wait: WaitSpec,
+    iterations: int | None,
+    stop_timeout: str | int | float | None,
+    overrides: SpecOverrides,
+) -> LoadSpec:
+    """A closed-model spec whose users follow ramp stages. ``--swarm-scale`` multiplies every
+    target, ``--swarm-users=N`` rescales the stages so their peak is N, ``--swarm-duration``
+    stretches them to that total; ``--swarm-rate`` does not apply (the stages set the pace)."""
+    from .workload.stages import Stage, parse_stages
+
+    profile = parse_stages(stages)
+    if overrides.users is not None:
+        profile = profile.with_peak(float(overrides.users))
+    if overrides.scale is not None:
+        profile = profile.scaled(overrides.scale)
+    if overrides.duration is not None:
+        stretch = overrides.duration / profile.duration
+        profile = type(profile)(
+            tuple(Stage(s.duration * stretch, s.target) for s in profile.stages)
+        )
+    peak = max(1, math.ceil(profile.peak - 1e-9))
+    _check_bound(peak, peak, overrides)
+    base = build_spec(
+        users=peak,
+        duration=profile.duration,
+        wait=wait,
+        iterations=iterations,
+        stop_timeout=stop_timeout,
+        overrides=SpecOverrides(stop_timeout=overrides.stop_timeout, processes=overrides.processes),
+    )
+    return dataclasses.replace(base, profile=profile)
 
 
 def _check_bound(n_users: int, users: int, overrides: SpecOverrides) -> None:

@@ -113,6 +113,26 @@ class Crowd:
             timer.stop()
             self._loop.run_callback(_resume, g)
 
+    def wake_where(self, chosen: Callable[[Any], bool]) -> None:
+        """End the pauses of the sleepers whose argument ``chosen`` accepts (a ramp-down:
+        those users stop now instead of at the end of their wait)."""
+        # Highest argument first: a ramp-down stops the most recently started users first.
+        live = self._live
+        woken = sorted((g for g in self._sleeping if chosen(live.get(g))), key=live.__getitem__)
+        for g in reversed(woken):
+            self._sleeping.pop(g).stop()
+            self._loop.run_callback(_resume, g)
+
+    def kill_where(self, chosen: Callable[[Any], bool]) -> None:
+        """Raise ``GreenletExit`` in the users whose argument ``chosen`` accepts (their
+        ``finally`` blocks run); the others, and new spawns, carry on."""
+        for g, arg in list(self._live.items()):
+            if g and chosen(arg):
+                timer = self._sleeping.pop(g, None)
+                if timer is not None:
+                    timer.stop()
+                self._loop.run_callback(_throw, g)
+
     def join(self, timeout: float | None = None) -> bool:
         """Wait until every user function has returned; False if ``timeout`` came first."""
         return bool(self._empty.wait(timeout))

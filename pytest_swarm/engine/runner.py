@@ -12,6 +12,8 @@ over ZeroMQ).
 
 from __future__ import annotations
 
+import bisect
+import math
 import signal
 import threading
 import time
@@ -27,6 +29,7 @@ from gevent.event import Event
 from ..spec import LoadSpec
 from ..stats.recorder import Recorder
 from ..stats.snapshot import Snapshot
+from ..workload.stages import Profile
 from .crowd import Crowd
 
 MAX_MESSAGE = 200
@@ -258,12 +261,20 @@ class Runner:
         self._busy: set[int] = set()
         self._tearing: set[int] = set()
         self._hard = Event()  # a second interrupt: stop waiting for anything
+        # Ramp stages: the users the profile wants running now (None: every user, always),
+        # the users alive (spawned, not yet ended), and every user that ever began.
+        self._wanted: set[int] | None = None if spec.profile is None else set()
+        self._alive: set[int] = set()
+        self._seen: set[int] = set()
 
     # -- one user ---------------------------------------------------------------------------
     def _user(self, index: int) -> None:
-        if self._stopping.is_set():
+        wanted = self._wanted
+        if self._stopping.is_set() or (wanted is not None and index not in wanted):
             return  # spawned just before the stop: no setup for nothing (counted: not started)
-        self._entered += 1
+        if index not in self._seen:  # a ramp can start the same user again after a ramp-down
+            self._seen.add(index)
+            self._entered += 1
         recorder = self.recorder
         info = UserInfo(index, self.spec.users, worker=self.worker, recorder=recorder)
         try:
@@ -288,7 +299,7 @@ class Runner:
             stopping = self._stopping
             pause_for = self._users.pause
             busy = self._busy
-            while not stopping.is_set():
+            while not stopping.is_set() and (wanted is None or index in wanted):
                 t0 = time.perf_counter()
                 busy.add(index)
                 try:
@@ -366,6 +377,9 @@ class Runner:
         self.stop(f"interrupted ({reason})")
 
     def _spawner(self, t0: float) -> None:
+        if self.spec.profile is not None:
+            self._follow(t0, self.spec.profile)
+            return
         for k, index in enumerate(self.indices):
             if self._stopping.is_set():
                 return
@@ -374,6 +388,53 @@ class Runner:
             if delay > 0 and self._stopping.wait(delay):
                 return
             self._users.spawn(self._user, index)
+
+    def _follow(self, t0: float, profile: Profile) -> None:
+        """Ramp stages: ten times a second, make the users running match the profile. The
+        swarm's users are numbered; user k runs while the target exceeds k, so the whole
+        swarm follows the profile (each process owns its indices) and a ramp-down stops the
+        most recently started users first. A stopped user finishes the iteration in flight
+        (within ``stop_timeout``, then it is cut off) and tears its fixtures down at once."""
+        wanted = self._wanted
+        assert wanted is not None
+        alive = self._alive
+        step = min(0.1, self.interval)
+        while True:
+            target = math.floor(profile.at(time.monotonic() - t0) + 1e-9)
+            mine = self.indices[: bisect.bisect_left(self.indices, target)]
+            retired = wanted.difference(mine)
+            wanted.clear()
+            wanted.update(mine)
+            for index in mine:
+                if index not in alive:
+                    alive.add(index)
+                    self._users.spawn(self._profiled_user, index)
+            if retired:
+                self._users.wake_where(retired.__contains__)
+                gevent.spawn_later(self.spec.stop_timeout, self._cut_off, retired)
+            if self._stopping.wait(step):
+                return
+
+    def _profiled_user(self, index: int) -> None:
+        try:
+            self._user(index)
+        finally:
+            self._alive.discard(index)
+
+    def _cut_off(self, retired: set[int]) -> None:
+        """Users a ramp-down stopped that are still in their iteration after stop_timeout."""
+        wanted = self._wanted or set()
+        late = {i for i in retired if i in self._busy and i not in wanted}
+        if not late or self._stopping.is_set():
+            return  # the end of the run cuts off whoever is left, and counts them
+        self.summary.killed += len(late)
+        message = (
+            f"still in an iteration {self.spec.stop_timeout:g}s after a ramp-down stopped it "
+            "(stop_timeout): killed, its request in flight not measured"
+        )
+        for _ in late:
+            self.recorder.add_error(f"stop: {self.name}", KILLED, message)
+        self._users.kill_where(late.__contains__)
 
     # -- the run ----------------------------------------------------------------------------
     def _tick(self, monitor: _LoopMonitor, final: bool) -> None:
