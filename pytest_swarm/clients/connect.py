@@ -15,6 +15,8 @@ import os
 import select
 import socket
 import ssl
+import sys
+from collections.abc import Callable
 from typing import Any
 
 from .errors import ConnectTimeout
@@ -137,6 +139,23 @@ def open_socket(
     raise error
 
 
+def _zero_wait_select() -> Callable[..., Any]:
+    """The system's select: a zero-timeout poll never blocks, so gevent's cooperative wrapper
+    (a few µs of Python on every reused connection) is not needed for it."""
+    monkey = sys.modules.get("gevent.monkey")
+    if monkey is not None:
+        try:
+            original: Callable[..., Any] = monkey.get_original("select", "select")
+        except (AttributeError, ImportError):
+            pass
+        else:
+            return original
+    return select.select
+
+
+_SELECT: list[Callable[..., Any]] = []
+
+
 class Connection:
     """One kept-alive connection and what it was made under."""
 
@@ -150,8 +169,10 @@ class Connection:
     def dropped(self) -> bool:
         """True if the idle connection is readable: the server closed or reset it (or sent
         bytes nobody asked for); either way it must not carry a request (urllib3's check)."""
+        if not _SELECT:
+            _SELECT.append(_zero_wait_select())
         try:
-            return bool(select.select([self.sock], [], [], 0)[0])
+            return bool(_SELECT[0]([self.sock], [], [], 0)[0])
         except (OSError, ValueError):
             return True
 

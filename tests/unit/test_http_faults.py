@@ -20,7 +20,6 @@ from contextlib import contextmanager
 from typing import Any
 
 import gevent
-import gevent.select
 import gevent.socket
 import pytest
 from hostile_http import Hostile, canned, hostile_server
@@ -232,7 +231,6 @@ def test_a_user_receiving_from_a_trickler_can_be_stopped(
     receive must end there and close its connection."""
     # The clients on gevent's sockets, as in a run (this test process is not patched).
     monkeypatch.setattr(connect_module, "socket", gevent.socket)
-    monkeypatch.setattr(connect_module, "select", gevent.select)
     with (
         hostile_server(trickle) as hostile,
         client(kind, hostile.url, timeout=60, deadline=60) as (s, rec),
