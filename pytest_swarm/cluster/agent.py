@@ -26,7 +26,7 @@ from ..engine.runner import Tick
 from ..spec import LoadSpec, split_users
 from ..stats.result import Health, RunResult, TimelinePoint
 from ..stats.snapshot import Snapshot
-from .wire import Message, VersionMismatch, WireError, decode, encode
+from .wire import Message, VersionMismatch, WireError, decode, encode, unpack_timeline
 
 HELLO_TIMEOUT = 30.0
 ACK_RETRY = 1.0
@@ -248,7 +248,10 @@ class AgentLink:
         return RunResult(
             snapshot=Snapshot.from_wire(body["snapshot"]),
             duration=float(body["duration"]),
-            timeline=[TimelinePoint(*p) for p in body["timeline"]],
+            timeline=[
+                TimelinePoint(t, int(users), int(requests), int(failures), p50, p95)
+                for t, users, requests, failures, p50, p95 in unpack_timeline(body["timeline"])
+            ],
             problems=[str(p) for p in body["problems"]],
             health=Health(float(cpu), float(lag), bool(saturated)),
             workers=body["workers"],

@@ -21,7 +21,7 @@ from typing import Any
 from ..engine.link import LiveStatus, live_status
 from ..stats.aggregator import Aggregator
 from ..stats.snapshot import check_wire
-from .wire import Message, WireError, encode
+from .wire import Message, WireError, encode, pack_timeline
 
 Outbox = list[tuple[str, bytes]]
 _PONG = encode("pong")
@@ -341,9 +341,9 @@ class Control:
             snapshot=result.snapshot.to_wire(),
             duration=result.duration,
             problems=problems,
-            timeline=[
-                [p.t, p.users, p.requests, p.failures, p.p50, p.p95] for p in result.timeline
-            ],
+            timeline=pack_timeline(
+                (p.t, p.users, p.requests, p.failures, p.p50, p.p95) for p in result.timeline
+            ),
             health=[h.cpu_max, h.lag_max, h.saturated],
             workers=len(run.released),
         )

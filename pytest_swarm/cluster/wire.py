@@ -15,14 +15,18 @@ Example:
 from __future__ import annotations
 
 import math
+import sys
+from array import array
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import msgpack
 
 from .. import PROTOCOL_VERSION
+from .limits import MAX_BLOB, MAX_ELEMENTS, MAX_FRAME
 
-MAX_FRAME = 8 * 1024 * 1024  # bytes; a worker's delta is typically a few KiB
+__all__ = ["MAX_ELEMENTS", "MAX_FRAME", "Message", "WireError", "decode", "encode"]
 
 _STR = (str,)
 _INT = (int,)
@@ -30,6 +34,7 @@ _NUM = (int, float)
 _LIST = (list,)
 _DICT = (dict,)
 _BOOL = (bool,)
+_BYTES = (bytes,)
 
 # kind -> {field: allowed types}. Worker -> controller first, then controller -> worker.
 SCHEMA: dict[str, dict[str, tuple[type, ...]]] = {
@@ -51,7 +56,7 @@ SCHEMA: dict[str, dict[str, tuple[type, ...]]] = {
         "snapshot": _DICT,
         "duration": _NUM,
         "problems": _LIST,
-        "timeline": _LIST,
+        "timeline": _BYTES,  # little-endian float64s, six per point (see agent.py)
         "health": _LIST,
         "workers": _INT,
     },
@@ -69,6 +74,10 @@ class VersionMismatch(WireError):
     """A peer speaking another protocol version."""
 
 
+class FrameTooLarge(WireError):
+    """A message beyond :data:`MAX_FRAME` bytes or :data:`MAX_ELEMENTS` objects."""
+
+
 @dataclass(frozen=True)
 class Message:
     kind: str
@@ -76,27 +85,114 @@ class Message:
 
 
 def encode(kind: str, **body: Any) -> bytes:
+    """One frame; raises :class:`FrameTooLarge` for what :func:`decode` would refuse, so
+    that a sender learns at once what its peer would only drop."""
     if kind not in SCHEMA:
         raise WireError(f"unknown message kind {kind!r}")
     frame: bytes = msgpack.packb([PROTOCOL_VERSION, kind, body], use_bin_type=True)
     if len(frame) > MAX_FRAME:
-        raise WireError(f"{kind} message of {len(frame)} bytes exceeds {MAX_FRAME}")
+        raise FrameTooLarge(f"{kind} message of {len(frame)} bytes exceeds {MAX_FRAME}")
+    count_elements(frame)
     return frame
 
 
+# msgpack first bytes -> (bytes of header after the type byte, size field length, kind):
+# kind "s" scalar of fixed size, "b" str/bin with a length field, "a" array, "m" map.
+def _layout() -> list[tuple[int, int, str]]:
+    table: list[tuple[int, int, str]] = [(0, 0, "x")] * 256
+    for b in range(0x00, 0x80):
+        table[b] = (0, 0, "s")  # positive fixint
+    for b in range(0xE0, 0x100):
+        table[b] = (0, 0, "s")  # negative fixint
+    for b in range(0x80, 0x90):
+        table[b] = (0, 0, "m")  # fixmap (size in the low bits)
+    for b in range(0x90, 0xA0):
+        table[b] = (0, 0, "a")  # fixarray
+    for b in range(0xA0, 0xC0):
+        table[b] = (0, 0, "f")  # fixstr (length in the low bits)
+    for b, size in ((0xC0, 0), (0xC2, 0), (0xC3, 0), (0xCA, 4), (0xCB, 8)):
+        table[b] = (size, 0, "s")  # nil, false, true, float32, float64
+    for b, size in zip(range(0xCC, 0xD4), (1, 2, 4, 8, 1, 2, 4, 8), strict=True):
+        table[b] = (size, 0, "s")  # uint8..64, int8..64
+    for b, size in ((0xC4, 1), (0xC5, 2), (0xC6, 4), (0xD9, 1), (0xDA, 2), (0xDB, 4)):
+        table[b] = (0, size, "b")  # bin8/16/32, str8/16/32
+    table[0xDC], table[0xDD] = (0, 2, "a"), (0, 4, "a")
+    table[0xDE], table[0xDF] = (0, 2, "m"), (0, 4, "m")
+    return table  # 0xC1 (never used) and ext types stay "x": refused
+
+
+_LAYOUT = _layout()
+
+
+def count_elements(frame: bytes, limit: int = MAX_ELEMENTS) -> int:
+    """How many msgpack objects ``frame`` holds, found by walking its headers only (strings
+    and blobs are skipped by their length), so that nothing is allocated for a frame that
+    would expand beyond ``limit`` objects: the walk stops, and raises :class:`FrameTooLarge`,
+    after ``limit`` objects, so its cost is bounded too. A malformed or truncated frame
+    raises :class:`WireError`.
+
+    Example:
+        >>> count_elements(encode("ping"))  # [1, "ping", {}]
+        4
+    """
+    layout = _LAYOUT
+    end = len(frame)
+    pos = 0
+    pending = 1  # objects announced but not yet read
+    seen = 0
+    while pending:
+        if pos >= end:
+            raise WireError("truncated frame")
+        first = frame[pos]
+        extra, field, kind = layout[first]
+        pos += 1
+        pending -= 1
+        seen += 1
+        if seen > limit:
+            raise FrameTooLarge(f"frame holds more than {limit} objects")
+        if kind == "s":
+            pos += extra
+            continue
+        if kind == "f":
+            pos += first & 0x1F
+            continue
+        if kind == "x":
+            raise WireError(f"unsupported msgpack type 0x{first:02x}")
+        if field:
+            size = int.from_bytes(frame[pos : pos + field], "big")
+            pos += field
+        else:
+            size = first & 0x0F
+        if kind == "b":
+            pos += size
+        else:
+            pending += size * 2 if kind == "m" else size
+            # Every object takes at least one byte: a header announcing more cannot be true.
+            if pending > end - pos:
+                raise WireError("container larger than the frame")
+    if pos != end:
+        raise WireError("bytes after the message" if pos < end else "truncated frame")
+    return seen
+
+
 def decode(frame: bytes) -> Message:
-    """Validate and decode one frame; raises :class:`WireError` (or VersionMismatch)."""
+    """Validate and decode one frame; raises :class:`WireError` (or VersionMismatch).
+
+    Bounded before unpacking: the frame's bytes, then its number of objects
+    (:func:`count_elements`), so that no frame costs more than ~``MAX_ELEMENTS`` small
+    objects of memory, whatever it holds."""
     if len(frame) > MAX_FRAME:
-        raise WireError(f"frame of {len(frame)} bytes exceeds {MAX_FRAME}")
+        raise FrameTooLarge(f"frame of {len(frame)} bytes exceeds {MAX_FRAME}")
+    count_elements(frame)
     try:
         data = msgpack.unpackb(
             frame,
             raw=False,
             strict_map_key=True,
-            max_str_len=1024 * 1024,
-            max_bin_len=1024 * 1024,
-            max_array_len=200_000,
-            max_map_len=20_000,
+            max_str_len=MAX_BLOB,
+            max_bin_len=MAX_BLOB,
+            max_array_len=MAX_ELEMENTS,
+            max_map_len=MAX_ELEMENTS,
             max_ext_len=0,
         )
     except Exception as exc:  # msgpack raises many types for bad input
@@ -128,3 +224,33 @@ def decode(frame: bytes) -> Message:
         if isinstance(value, float) and not (math.isfinite(value) and value >= 0):
             raise WireError(f"{kind}: field {name!r} is negative or not finite")
     return Message(kind, body)
+
+
+_TIMELINE_FIELDS = 6  # t, users, requests, failures, p50, p95
+
+
+def pack_timeline(points: Iterable[Sequence[float]]) -> bytes:
+    """The timeline as little-endian float64s, six per point: one blob rather than thousands
+    of msgpack arrays (a day-long run has 86,400 points; see MAX_ELEMENTS). Counts below
+    2**53 are exact in a float64."""
+    values = array("d")
+    for point in points:
+        values.extend(map(float, point))
+    if sys.byteorder != "little":
+        values.byteswap()
+    return values.tobytes()
+
+
+def unpack_timeline(blob: bytes) -> list[tuple[float, ...]]:
+    """Inverse of :func:`pack_timeline`; raises :class:`WireError` on a malformed blob."""
+    if len(blob) % (8 * _TIMELINE_FIELDS):
+        raise WireError("result: timeline blob is not whole points")
+    values = array("d")
+    values.frombytes(blob)
+    if sys.byteorder != "little":
+        values.byteswap()
+    floats = values.tolist()
+    if not all(map(math.isfinite, floats)) or min(floats, default=0.0) < 0:
+        raise WireError("result: timeline values must be finite and non-negative")
+    step = _TIMELINE_FIELDS
+    return [tuple(floats[i : i + step]) for i in range(0, len(floats), step)]

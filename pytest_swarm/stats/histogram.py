@@ -32,6 +32,8 @@ from typing import Any
 
 from hdrh.histogram import HdrHistogram
 
+from ..cluster.limits import MAX_BLOB
+
 LOWEST_US = 1
 HIGHEST_US = 3_600_000_000  # one hour
 SIGNIFICANT_FIGURES = 3
@@ -87,9 +89,9 @@ _SWAP = sys.byteorder != "little"  # the wire is little-endian on every host
 # Stands for "no bucket" in the min/max checks: beyond every index, with every low bit set.
 _NO_BUCKET = ((_TOP_INDEX | _COARSE_MASK) + 1) | _COARSE_MASK
 _HEAD = 6  # per histogram: total, overflow, sum, min, max, number of buckets
-# Bound on what one blob may hold before it is parsed (a delta carries at most a few thousand
-# names; wire.MAX_FRAME bounds the whole message too).
-MAX_PACKED_BYTES = 8 * 1024 * 1024
+# Bound on what one blob may hold before it is parsed: the wire's own bound on one field
+# (cluster/limits.py, the one source of every size bound), so any blob a frame can carry parses.
+MAX_PACKED_BYTES = MAX_BLOB
 
 
 def pack(hists: Iterable[Histogram]) -> bytes:

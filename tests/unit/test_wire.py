@@ -23,6 +23,7 @@ from pytest_swarm.cluster.wire import (
     WireError,
     decode,
     encode,
+    pack_timeline,
 )
 from pytest_swarm.stats.snapshot import Snapshot
 
@@ -55,7 +56,7 @@ SAMPLES: dict[str, dict[str, Any]] = {
         "snapshot": _snapshot_wire(),
         "duration": 1.5,
         "problems": ["worker gw1 was lost"],
-        "timeline": [[0.0, 3, 10, 1, 0.001, 0.002]],
+        "timeline": pack_timeline([[0.0, 3, 10, 1, 0.001, 0.002]]),
         "health": [50.0, 0.01, False],
         "workers": 2,
     },
@@ -266,8 +267,9 @@ def test_oversized_frame_is_rejected_before_unpacking(monkeypatch: pytest.Monkey
         decode(frame)
     assert calls == []
     # Just under the limit still goes through the unpacker (and is judged on its contents).
-    with pytest.raises(WireError):
-        decode(b"\x00" * MAX_FRAME)
+    frame = raw(PROTOCOL_VERSION, "refuse", {"reason": "x" * (MAX_FRAME - 64)})
+    assert len(frame) <= MAX_FRAME
+    assert decode(frame).kind == "refuse"
     assert calls == [1]
 
 
@@ -305,8 +307,134 @@ def test_container_limits_apply_inside_a_valid_frame() -> None:
         PROTOCOL_VERSION, "hello", {"worker": "gw0", "version": "0", "load_tests": [0] * 300_000}
     )
     assert len(frame) < MAX_FRAME
-    with pytest.raises(WireError, match="undecodable"):
+    with pytest.raises(WireError, match="more than"):
         decode(frame)
+
+
+# -- item: one source of truth for every size bound (issue 8, section 1) --------------------
+
+
+def _wide_snapshot(names: int = 16, spread_us: tuple[int, int] = (1_000, 1_000_000)) -> Snapshot:
+    """A legitimate snapshot whose histogram blob exceeds 1 MiB: 16 request names each with
+    a latency in every bucket from 1 ms to 1 s (the run seen hanging under ``-n 2``)."""
+    snap = Snapshot(users=10)
+    low, high = spread_us
+    values = list(range(low, high, max((high - low) // 12_000, 1)))
+    for i in range(names):
+        snap.entry(f"GET /item/{i}").hist.record_values(values)
+    return snap
+
+
+def test_a_result_over_1_mib_survives_the_round_trip() -> None:
+    snap = _wide_snapshot()
+    body = dict(SAMPLES["result"], snapshot=snap.to_wire())
+    frame = encode("result", **body)
+    assert len(frame) > 1024 * 1024  # beyond the decoder's former 1 MiB bin limit
+    decoded = Snapshot.from_wire(decode(frame).body["snapshot"])
+    assert decoded.entries == snap.entries
+
+
+def test_whatever_encode_accepts_decode_accepts() -> None:
+    # The largest frame encode() lets through: one blob that fills the frame.
+    blob = b"\x00" * (MAX_FRAME - 400)
+    frame = raw(PROTOCOL_VERSION, "result", dict(SAMPLES["result"], timeline=blob))
+    assert len(frame) <= MAX_FRAME
+    assert decode(frame).body["timeline"] == blob
+    with pytest.raises(wire_module.FrameTooLarge):
+        encode("result", **dict(SAMPLES["result"], timeline=b"\x00" * MAX_FRAME))
+
+
+def test_encode_refuses_what_decode_would_refuse_for_its_object_count() -> None:
+    tests = [f"t.py::test_{i}" for i in range(wire_module.MAX_ELEMENTS)]
+    with pytest.raises(wire_module.FrameTooLarge, match="objects"):
+        encode("hello", worker="gw0", version="0", load_tests=tests)
+
+
+# -- item: bound what a frame may expand to before decoding (rows 6 and 29) ----------------
+
+
+def _empty_maps(count: int) -> bytes:
+    """``count`` empty msgpack maps, in arrays of 100,000 (the size of the hostile frame of
+    the audit: 8 million maps, ~600 MiB once decoded)."""
+    chunk = 100_000
+    arrays = [b"\xdd" + chunk.to_bytes(4, "big") + b"\x80" * chunk] * (count // chunk)
+    return b"\xdd" + len(arrays).to_bytes(4, "big") + b"".join(arrays)
+
+
+def test_a_frame_of_empty_maps_is_refused_before_unpacking(monkeypatch: pytest.MonkeyPatch) -> None:
+    frame = _empty_maps(8_000_000)
+    assert len(frame) <= MAX_FRAME
+    calls = []
+    monkeypatch.setattr(msgpack, "unpackb", lambda *a, **k: calls.append(1))
+    with pytest.raises(wire_module.FrameTooLarge, match="objects"):
+        decode(frame)
+    assert calls == []  # nothing was unpacked, so nothing was allocated
+
+
+def test_decoding_a_hostile_frame_allocates_little() -> None:
+    import tracemalloc
+
+    frame = _empty_maps(2_000_000)  # 2 MB: ~130 MiB of dicts if it were unpacked
+    tracemalloc.start()
+    try:
+        with pytest.raises(WireError):
+            decode(frame)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 1024 * 1024, peak
+
+
+@pytest.mark.parametrize(
+    "frame",
+    [
+        b"\x93\x01",  # an array of 3 with one element
+        b"\xdd\xff\xff\xff\xff\x00",  # announces 4 billion elements
+        b"\xc7\x01\x00\x00",  # ext
+        b"\xc1",  # never used
+        b"\x01\x02",  # bytes after the message
+        b"\xda\x00\x10ab",  # string longer than the frame
+    ],
+)
+def test_count_elements_refuses_malformed_frames(frame: bytes) -> None:
+    with pytest.raises(WireError):
+        wire_module.count_elements(frame)
+
+
+@given(
+    st.recursive(
+        st.none()
+        | st.booleans()
+        | st.integers(-(2**63), 2**64 - 1)
+        | st.floats()
+        | st.text()
+        | st.binary(),
+        lambda c: st.lists(c) | st.dictionaries(st.text(), c),
+        max_leaves=30,
+    )
+)
+def test_count_elements_agrees_with_msgpack(value: Any) -> None:
+    frame = msgpack.packb(value, use_bin_type=True)
+
+    def count(v: Any) -> int:
+        if isinstance(v, list):
+            return 1 + sum(map(count, v))
+        if isinstance(v, dict):
+            return 1 + sum(count(k) + count(x) for k, x in v.items())
+        return 1
+
+    assert wire_module.count_elements(frame) == count(value)
+
+
+def test_timeline_round_trip_and_validation() -> None:
+    points = [(0.0, 3, 10, 1, 0.001, 0.002), (1.0, 4, 2**40, 0, 0.5, 1.5)]
+    assert wire_module.unpack_timeline(pack_timeline(points)) == [
+        tuple(map(float, p)) for p in points
+    ]
+    with pytest.raises(WireError):
+        wire_module.unpack_timeline(b"\x00" * 47)
+    with pytest.raises(WireError):
+        wire_module.unpack_timeline(pack_timeline([(float("nan"), 0, 0, 0, 0, 0)]))
 
 
 def test_other_protocol_version_is_a_version_mismatch() -> None:
