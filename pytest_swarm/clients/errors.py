@@ -12,8 +12,14 @@ class ConnectionClosed(FastHttpError):
 
 
 class IncompleteBody(ConnectionClosed):
-    """The headers arrived but the body was cut short (a Content-Length not reached, a chunked
-    body ended mid-chunk): what requests calls ``ChunkedEncodingError``."""
+    """The response was cut short after its status line (a head never ended, a Content-Length
+    not reached, a chunked body ended mid-chunk): what requests calls
+    ``ChunkedEncodingError``."""
+
+
+class InvalidFraming(FastHttpError):
+    """The response's length cannot be trusted (``Content-Length`` fields that disagree):
+    requests' ``InvalidHeader``."""
 
 
 class StaleConnection(ConnectionClosed):

@@ -49,6 +49,7 @@ from .errors import (
     FastHttpError,
     HeadersTooLarge,
     IncompleteBody,
+    InvalidFraming,
     StaleConnection,
 )
 from .wire import MAX_HEADER_BYTES, ParserPool, reframe
@@ -65,6 +66,7 @@ __all__ = [
     "FastResponse",
     "HeadersTooLarge",
     "IncompleteBody",
+    "InvalidFraming",
     "Route",
     "route_of",
 ]
@@ -570,6 +572,8 @@ class FastHttpSession:
                         ):
                             break  # body delimited by the end of the connection
                         raise IncompleteBody("connection closed before the end of the body")
+                    if parse.parser.get_status_code():  # a status line came, the head did not end
+                        raise IncompleteBody("connection closed in the response head")
                     raise ConnectionClosed("connection closed before the response was complete")
                 received += len(chunk)
                 try:
@@ -583,9 +587,11 @@ class FastHttpSession:
                 except httptools.HttpParserError as exc:
                     # Refused framing: a Content-Length repeated with one value is read as that
                     # value (RFC 9112 §6.3), when the head came in this first read.
-                    fixed = reframe(chunk) if received == len(chunk) else None
-                    if fixed is None or "Content-Length" not in str(exc):
+                    if "Content-Length" not in str(exc):
                         raise
+                    fixed = reframe(chunk) if received == len(chunk) else None
+                    if fixed is None:
+                        raise InvalidFraming(f"{exc} with different values") from None
                     parse.renew()
                     feed = parse.parser.feed_data
                     feed(fixed)

@@ -33,6 +33,7 @@ from requests.exceptions import (
     ChunkedEncodingError,
     ConnectTimeout,
     ContentDecodingError,
+    InvalidHeader,
     InvalidSchema,
     InvalidURL,
     ProxyError,
@@ -88,15 +89,16 @@ class _Raw:
     def __init__(
         self,
         answer: FastResponse,
+        headers: CaseInsensitiveDict[str],
         request: requests.PreparedRequest,
         max_body: int,
     ) -> None:
         self._original_response = self
         self.msg = _Message(answer._raw)
+        self.headers = headers  # the Response's own: its Content-Encoding decides, when read
         self.status = answer.status_code
         self.reason = answer.reason
         self._body = answer.content
-        self._coding = answer._coding.decode("latin-1")
         self._max_body = max_body
         self._request = request
         self._buffer: io.BytesIO | None = None
@@ -107,10 +109,11 @@ class _Raw:
             return b""
         body, self._body = self._body, b""
         self._buffer = io.BytesIO()
-        if not self._coding:
+        coding = self.headers.get("content-encoding")
+        if not coding:
             return body
         try:
-            return decode(body, self._coding, self._max_body)
+            return decode(body, coding, self._max_body)
         except errors.DecodeFailed as exc:
             raise ContentDecodingError(str(exc), request=self._request) from None
         except errors.BodyTooLarge as exc:
@@ -260,21 +263,26 @@ class FastTransportAdapter(BaseAdapter):
             raise ConnectTimeout(str(exc), request=request) from None
         except errors.DeadlineExceeded as exc:
             raise DeadlineExceeded(str(exc), request=request) from None
-        except TimeoutError as exc:
-            raise ReadTimeout(str(exc) or "timed out", request=request) from None
+        except TimeoutError:
+            # Worded, and nested, as requests + urllib3 word it (e.args[0].args[0]).
+            late = TimeoutError(f"Read timed out. (read timeout={read_timeout})")
+            raise ReadTimeout(late, request=request) from None
         except ssl.SSLError as exc:  # certificate verification, handshake: as requests says
             raise SSLError(str(exc), request=request) from None
         except errors.IncompleteBody as exc:
             raise ChunkedEncodingError(str(exc), request=request) from None
+        except errors.InvalidFraming as exc:
+            raise InvalidHeader(str(exc), request=request) from None
         except errors.HeadersTooLarge as exc:
             raise HeadersTooLarge(str(exc), request=request) from None
         except (OSError, errors.FastHttpError, httptools.HttpParserError) as exc:
             raise RequestsConnectionError(str(exc), request=request) from None
-        return self._response(request, answer)
+        return self.build_response(request, answer)
 
-    def _response(
+    def build_response(
         self, request: requests.PreparedRequest, answer: FastResponse
     ) -> requests.Response:
+        """A ``requests.Response`` for ``answer`` (requests' HTTPAdapter has the same hook)."""
         response = requests.Response()
         response.status_code = answer.status_code
         response.reason = answer.reason
@@ -288,7 +296,7 @@ class FastTransportAdapter(BaseAdapter):
         response.headers = headers
         response.encoding = get_encoding_from_headers(headers)
         # Not decoded here: requests reads it through raw when (and if) the body is wanted.
-        raw = _Raw(answer, request, self.max_body)
+        raw = _Raw(answer, headers, request, self.max_body)
         response.raw = raw
         response.url = request.url or ""
         response.request = request

@@ -283,6 +283,51 @@ def test_differing_content_lengths_are_refused(kind: str) -> None:
     ):
         r = s.get("/")
     assert r.status_code == 0
+    # requests + urllib3: InvalidHeader (a RequestException, so a recorded failure in http).
+    expected = "InvalidFraming" if kind == "fast" else "InvalidHeader"
+    assert type(r.error).__name__ == expected
+
+
+def test_a_head_cut_after_the_status_line_is_a_chunked_encoding_error() -> None:
+    cut = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n"  # never ends
+    with (
+        hostile_server(canned(cut, close=True)) as hostile,
+        plain_session() as s,
+        pytest.raises(requests.exceptions.ChunkedEncodingError),
+    ):
+        s.get(hostile.url)
+
+
+def test_a_read_timeout_is_worded_as_requests_words_it() -> None:
+    def silent(conn: socket.socket, hostile: Hostile) -> None:
+        hostile.read_request(conn)
+        hostile.stop.wait(30)
+
+    with (
+        hostile_server(silent) as hostile,
+        plain_session() as s,
+        pytest.raises(requests.exceptions.ReadTimeout) as caught,
+    ):
+        s.get(hostile.url, timeout=0.2)
+    assert "Read timed out" in caught.value.args[0].args[0]
+
+
+def test_build_response_is_the_hook_requests_tests_use() -> None:
+    """requests' own tests patch ``adapter.build_response`` and ``resp.raw.headers``: a
+    Content-Encoding set there is the one the body is decoded with."""
+    body = gzip.compress(b"patched")
+    plain = response(b"Content-Length: %d\r\n" % len(body), body)
+    with hostile_server(canned(plain)) as hostile, plain_session() as s:
+        adapter = s.get_adapter(hostile.url)
+        original = adapter.build_response  # type: ignore[attr-defined]
+
+        def build_response(*args: Any) -> requests.Response:
+            resp: requests.Response = original(*args)
+            resp.raw.headers["content-encoding"] = "gzip"
+            return resp
+
+        adapter.build_response = build_response  # type: ignore[attr-defined]
+        assert s.get(hostile.url).content == b"patched"
 
 
 @both
