@@ -26,8 +26,8 @@ from array import array
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from functools import cache
-from itertools import accumulate, compress, count, repeat
-from operator import add, and_, ge, gt, le, or_, sub
+from itertools import accumulate, compress, count, islice, repeat
+from operator import add, and_, ge, gt, le, lt, mul, not_, or_, sub
 from typing import Any
 
 from hdrh.histogram import HdrHistogram
@@ -92,6 +92,10 @@ _HEAD = 6  # per histogram: total, overflow, sum, min, max, number of buckets
 # Bound on what one blob may hold before it is parsed: the wire's own bound on one field
 # (cluster/limits.py, the one source of every size bound), so any blob a frame can carry parses.
 MAX_PACKED_BYTES = MAX_BLOB
+# No latency is longer than this (2**53 µs: 285 years, exact in a float64), nor a sum longer
+# than a signed 64-bit integer holds: beyond that, a peer's figures are refused, not wrapped.
+MAX_VALUE_US = 2**53
+MAX_SUM_US = 2**63 - 1
 
 
 def pack(hists: Iterable[Histogram]) -> bytes:
@@ -160,9 +164,17 @@ def unpack(data: Any, n: int) -> list[CheckedWire]:
         raise ValueError("histograms: bucket counts do not add up to the total")
     if buckets and max(indices) > _TOP_INDEX:
         raise ValueError("histograms: bucket index or count out of range")
-    # pack() sorts each histogram's buckets, so its lowest and highest are its first and last.
-    # (Unsorted input cannot get past the range check above; it can only make the min/max
-    # check below reject or accept wrongly, never make the controller misbehave.)
+    # Each histogram's buckets strictly ascending (pack() sorts them): one comparison per
+    # neighbouring pair, where a descent is only allowed where the next histogram starts.
+    # Unsorted or repeated indices would make the first and last bucket lie about min/max.
+    descents = set(compress(count(1), map(ge, indices, islice(indices, 1, None))))
+    if not descents <= set(starts):
+        raise ValueError("histograms: bucket indices not strictly ascending")
+    if any(map(gt, maxs, repeat(MAX_VALUE_US))) or any(map(gt, sums, repeat(MAX_SUM_US))):
+        raise ValueError("histograms: max or sum beyond any measurable latency")
+    nonempty = list(map(bool, totals))
+    if not all(map(or_, nonempty, map(not_, map(or_, map(or_, sums, mins), maxs)))):
+        raise ValueError("histograms: an empty histogram with a sum, min or max")
     if 0 in sizes:  # an empty or all-overflow histogram has no bucket to bound min/max by
         lows = [x[0] if x else _NO_BUCKET for x in index_lists]
         highs = [x[-1] if x else 0 for x in index_lists]
@@ -176,13 +188,32 @@ def unpack(data: Any, n: int) -> list[CheckedWire]:
     # coarse() histograms pass: still bounded.)
     if not all(map(le, mins, map(upper.__getitem__, map(or_, lows, repeat(_COARSE_MASK))))):
         raise ValueError("histograms: min or max outside the recorded buckets")
+    # ... and from below: no min under its lowest bucket's pool (min = 0 with buckets at 1 s).
+    # An all-overflow histogram's marker bounds its min by the top of the range.
+    pool_lows = map(min, map(and_, lows, repeat(~_COARSE_MASK)), repeat(_TOP_INDEX))
+    if any(map(and_, map(lt, mins, map(lower.__getitem__, pool_lows)), nonempty)):
+        raise ValueError("histograms: min or max outside the recorded buckets")
     if not all(map(ge, maxs, map(lower.__getitem__, map(and_, highs, repeat(~_COARSE_MASK))))):
         raise ValueError("histograms: min or max outside the recorded buckets")
     if any(map(gt, mins, maxs)):
         raise ValueError("histograms: min above max")
     if any(map(and_, map(bool, overflows), map(le, maxs, repeat(HIGHEST_US)))):
         raise ValueError("histograms: overflow with a maximum inside the range")
+    # The sum lies within what the buckets' (pools') bounds allow, each overflowed value
+    # between the range's top and the maximum: a peer cannot make the mean say anything.
+    pooled = map(and_, indices, repeat(~_COARSE_MASK))
+    floors = _per_histogram(list(map(mul, numbers, map(lower.__getitem__, pooled))), spans)
+    ceilings = _per_histogram(list(map(mul, numbers, map(upper.__getitem__, indices))), spans)
+    floors = list(map(add, floors, map(mul, overflows, repeat(HIGHEST_US + 1))))
+    ceilings = list(map(add, ceilings, map(mul, overflows, maxs)))
+    if not all(map(le, floors, sums)) or not all(map(ge, ceilings, sums)):
+        raise ValueError("histograms: sum inconsistent with the buckets")
     return list(zip(index_lists, count_lists, totals, overflows, sums, mins, maxs, strict=True))
+
+
+def _per_histogram(values: list[int], spans: list[slice]) -> list[int]:
+    """The sum of each histogram's part of ``values``."""
+    return list(map(sum, map(values.__getitem__, spans)))
 
 
 @cache

@@ -205,6 +205,8 @@ def check_wire(data: Any) -> WireDelta:
     # Checks over all entries at once (C-level map/set calls, nothing per entry in Python).
     if names and (set(map(type, names)) != {str} or max(map(len, names)) > MAX_TEXT):
         raise ValueError("snapshot: bad request name")
+    if len(set(names)) != len(names):
+        raise ValueError("snapshot: a request name appears twice")
     counts = list(map(itemgetter(2), hists))
     if failures and (
         set(map(type, failures)) != {int} or min(failures) < 0 or any(map(gt, failures, counts))
@@ -222,7 +224,17 @@ def check_wire(data: Any) -> WireDelta:
         if not isinstance(sample, str) or type(n) is not int or n < 1:
             raise ValueError("snapshot: bad error group count or sample")
         checked_errors.append((name, kind, message, n, sample[:MAX_TEXT]))
-    if total[2] != count:
+    # The coarse total must be the entries' sum in every figure, not only its count: it feeds
+    # the timeline and the live line. (Its buckets are checked like any histogram's.)
+    live = [h for h in hists if h[2]]
+    expected = (
+        count,
+        sum(map(itemgetter(3), hists)),
+        sum(map(itemgetter(4), hists)),
+        min(map(itemgetter(5), live), default=0),
+        max(map(itemgetter(6), live), default=0),
+    )
+    if tuple(total[2:]) != expected:
         raise ValueError("snapshot: the total does not match the entries")
     return WireDelta(checked_entries, checked_errors, data["i"], data["u"], data["s"], total)
 

@@ -303,6 +303,16 @@ def _groups(n: int) -> dict[str, Any]:
 
 HIST = Histogram()
 HIST.record_values([1000, 2000])
+
+
+def _scaled_total(**figures: int) -> Histogram:
+    """HIST's coarse total with some figure changed (still a valid histogram on its own)."""
+    total = HIST.coarse()
+    for name, value in figures.items():
+        setattr(total, name, value)
+    return total
+
+
 OTHER = Histogram()
 OTHER.record_values([3000])
 LONG = "x" * (MAX_TEXT + 1)
@@ -345,6 +355,12 @@ MALFORMED: dict[str, Any] = {
     "negative count": _group(["n", "K", "m", -2, ""]),
     "float count": _group(["n", "K", "m", 1.5, ""]),
     "bool count": _group(["n", "K", "m", True, ""]),
+    # Issue 8 (wire validation): a name twice would be merged twice into one row.
+    "duplicate names": _set("e", [["GET /", "GET /"], [0, 0], _blob(HIST, HIST)]),
+    # The coarse total checked by every figure, not by its count only.
+    "total with another sum": _set("e", [["GET /"], [0], pack([HIST, _scaled_total(sum_us=3001)])]),
+    "total with another min": _set("e", [["GET /"], [0], pack([HIST, _scaled_total(min_us=1001)])]),
+    "total with another max": _set("e", [["GET /"], [0], pack([HIST, _scaled_total(max_us=2001)])]),
 }
 
 
