@@ -13,9 +13,10 @@ acknowledged, and resent until it is), ``finish`` fetches the merged result of t
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 import gevent
 import zmq.green as zmq  # never `import zmq.auth` here: it would rebind this name (DESIGN.md)
@@ -26,11 +27,20 @@ from ..engine.runner import Tick
 from ..spec import LoadSpec, split_users
 from ..stats.result import Health, RunResult, TimelinePoint
 from ..stats.snapshot import Snapshot
+from .limits import MAX_FRAME
 from .wire import Message, VersionMismatch, WireError, decode, encode, unpack_timeline
 
 HELLO_TIMEOUT = 30.0
-ACK_RETRY = 1.0
-ACK_ATTEMPTS = 10
+# Every request of the protocol is resent after RESEND seconds without its answer: a lost
+# frame (either way) costs one resend, never a hang. Each side answers a resent request again.
+RESEND = 1.0
+# How long the final delta (and the deltas before it) are resent before the worker gives up
+# and says how many requests were lost.
+FINAL_DEADLINE = 30.0
+# Deltas kept for resending until acknowledged: beyond this many, the oldest is given up (its
+# requests are counted as lost). A controller that acknowledges nothing for this long is
+# already declared silent by the heartbeat.
+MAX_UNACKED = 600
 
 
 class LinkError(RuntimeError):
@@ -47,25 +57,37 @@ class Agent:
         *,
         heartbeat: float = 1.0,
         heartbeat_timeout: float = 5.0,
+        resend: float = RESEND,
     ) -> None:
         self.worker = worker
         self.heartbeat = heartbeat
         self.heartbeat_timeout = heartbeat_timeout
+        self.resend = resend
         self.context = zmq.Context()
         self.socket = self.context.socket(zmq.DEALER)
         self.socket.setsockopt(zmq.IDENTITY, worker.encode())
         self.socket.setsockopt(zmq.LINGER, 2000)
         self.socket.setsockopt(zmq.SNDHWM, 10_000)
+        self.socket.setsockopt(zmq.MAXMSGSIZE, MAX_FRAME)
         if endpoint.get("server_public"):
             self.socket.curve_serverkey = endpoint["server_public"].encode()
             self.socket.curve_publickey = endpoint["client_public"].encode()
             self.socket.curve_secretkey = endpoint["client_secret"].encode()
         self.socket.connect(endpoint["address"])
         self.address = endpoint["address"]
+        # The one place frames leave this worker (tests wrap it to drop frames).
+        self.transmit: Callable[[bytes], None] = lambda frame: self.socket.send(frame, zmq.NOBLOCK)
         self.last_heard = time.monotonic()
+        # Seconds this worker listened without hearing the controller. Only time the worker
+        # itself was running counts: a worker stopped (SIGSTOP) or starved of CPU for 10 s has
+        # not been *listening* for 10 s, and must not blame the controller for its own stall.
+        self.silence = 0.0
+        self.own_lag = 0.0  # how late the heartbeat woke last (reported in ping)
         self.interval = 1.0
+        self.refused: str | None = None  # why the controller will not talk to this worker
         self._waiters: dict[tuple[str, str], AsyncResult] = {}
         self._stoppers: dict[str, Callable[[str], None]] = {}
+        self._ack_handlers: dict[str, Callable[[int], None]] = {}
         self.stop_reasons: dict[str, str] = {}
         self.dropped = 0
         self._closed = Event()
@@ -74,9 +96,9 @@ class Agent:
     # -- plumbing ---------------------------------------------------------------------------
     def send(self, kind: str, **body: Any) -> None:
         try:
-            self.socket.send(encode(kind, **body), zmq.NOBLOCK)
+            self.transmit(encode(kind, **body))
         except zmq.Again:
-            # The controller is not draining: count it; sequence numbers make the loss visible.
+            # The controller is not draining: count it; resends and sequence numbers recover.
             self.dropped += 1
 
     def _waiter(self, kind: str, test: str) -> AsyncResult:
@@ -85,6 +107,33 @@ class Agent:
         if waiter is None:
             waiter = self._waiters[key] = AsyncResult()
         return waiter
+
+    def request(
+        self, kind: str, reply: str, test: str, body: dict[str, Any], deadline: float | None
+    ) -> Message:
+        # ``test`` is the key the reply is filed under (see dispatch).
+        """Send ``kind`` and wait for the controller's ``reply`` about ``test``, resending
+        every ``resend`` seconds (the controller answers a resent request again). Raises
+        :class:`LinkError` naming what was lost when ``deadline`` seconds pass, or when the
+        controller is silent; ``deadline=None`` waits as long as the controller is alive
+        (the start barrier legitimately waits for the slowest worker)."""
+        if self.refused is not None:
+            return Message("refuse", {"reason": self.refused})
+        start = time.monotonic()
+        attempts = 0
+        while True:
+            self.send(kind, **body)
+            attempts += 1
+            try:
+                return self.wait(reply, test, self.resend)
+            except _NoAnswerYet:
+                pass
+            if deadline is not None and time.monotonic() - start >= deadline:
+                raise LinkError(
+                    f"worker {self.worker}: no {reply!r} from the controller at {self.address} "
+                    f"for {kind!r} about {test or 'the handshake'} after {attempts} attempts "
+                    f"in {time.monotonic() - start:.1f}s"
+                )
 
     def wait(self, kind: str, test: str, timeout: float | None) -> Message:
         """Wait for the controller's ``kind`` answer about ``test``; while waiting, a silent
@@ -100,13 +149,17 @@ class Agent:
             if self.controller_silent():
                 raise LinkError(
                     f"worker {self.worker}: the controller at {self.address} stopped answering "
-                    f"(nothing for {time.monotonic() - self.last_heard:.1f}s)"
+                    f"(nothing for {self.silence:.1f}s while this worker was listening)"
                 )
             if deadline is not None and time.monotonic() >= deadline:
-                raise LinkError(f"worker {self.worker}: no {kind!r} from the controller")
+                raise _NoAnswerYet(kind)
 
     def controller_silent(self) -> bool:
-        return time.monotonic() - self.last_heard > self.heartbeat_timeout
+        return self.silence > self.heartbeat_timeout
+
+    def _heard(self) -> None:
+        self.last_heard = time.monotonic()
+        self.silence = 0.0
 
     def _receive(self) -> None:
         while not self._closed.is_set():
@@ -114,45 +167,75 @@ class Agent:
                 frame = self.socket.recv()
             except zmq.ZMQError:
                 return
-            self.last_heard = time.monotonic()
+            self._heard()
             try:
                 msg = decode(frame)
             except VersionMismatch as exc:
-                self._fail_all(Message("refuse", {"reason": str(exc)}))
+                self._refused(str(exc))
                 continue
             except WireError:
                 continue
-            if msg.kind == "pong":
-                continue
-            if msg.kind == "refuse":
-                self._fail_all(msg)
-                continue
-            if msg.kind == "stop":
-                test = msg.body["test"]
-                self.stop_reasons[test] = msg.body["reason"]
-                stopper = self._stoppers.get(test)
-                if stopper is not None:
-                    stopper(msg.body["reason"])
-                # A stop before "go" (test already started elsewhere) releases the barrier.
-                waiter = self._waiters.get(("go", test))
-                if waiter is not None and not waiter.ready():
-                    waiter.set(msg)
-                continue
-            test = msg.body.get("test", "")
-            self._waiter(msg.kind, test).set(msg)
+            self.dispatch(msg)
 
-    def _fail_all(self, msg: Message) -> None:
+    def dispatch(self, msg: Message) -> None:
+        """Hand one decoded message from the controller to whoever waits for it."""
+        kind = msg.kind
+        if kind == "pong":
+            return
+        if kind == "refuse":
+            self._refused(msg.body["reason"])
+            return
+        test = msg.body.get("test", "")
+        if kind == "ack":
+            handler = self._ack_handlers.get(test)
+            if handler is not None:
+                handler(msg.body["seq"])
+            test = f"{test}@{msg.body['seq']}"
+        if kind == "stop":
+            self.stop_reasons[test] = msg.body["reason"]
+            stopper = self._stoppers.get(test)
+            if stopper is not None:
+                stopper(msg.body["reason"])
+            # A stop before "go" (test already started elsewhere) releases the barrier.
+            waiter = self._waiters.get(("go", test))
+            if waiter is not None and not waiter.ready():
+                waiter.set(msg)
+            return
+        self._waiter(kind, test).set(msg)
+
+    def _refused(self, reason: str) -> None:
+        """The controller will not talk to this worker any more (another version, or it
+        declared this worker lost): every wait ends with the reason, running users stop."""
+        self.refused = reason
+        msg = Message("refuse", {"reason": reason})
         self._waiter("welcome", "").set(msg)
         for waiter in self._waiters.values():
             if not waiter.ready():
                 waiter.set(msg)
+        for test, stop in list(self._stoppers.items()):
+            stop(f"the controller refused worker {self.worker}: {reason}")
+            self._stoppers.pop(test, None)
 
     def _heartbeat(self) -> None:
+        last = time.monotonic()
         while not self._closed.wait(self.heartbeat):
-            self.send("ping")
+            now = time.monotonic()
+            gap, last = now - last, now
+            self.own_lag = max(gap - self.heartbeat, 0.0)
+            # Frames already queued mean the controller spoke, even if the receiver greenlet
+            # has not run yet (a CPU-bound body starves it).
+            with contextlib.suppress(zmq.ZMQError):
+                if cast(int, self.socket.getsockopt(zmq.EVENTS)) & zmq.POLLIN:
+                    self._heard()
+            # Only one heartbeat period of a long gap was spent listening (see silence).
+            self.silence += min(gap, self.heartbeat)
+            self.send("ping", lag=self.own_lag)
             if self.controller_silent():
                 for test, stop in list(self._stoppers.items()):
-                    stop(f"controller at {self.address} silent for {self.heartbeat_timeout:g}s")
+                    stop(
+                        f"controller at {self.address} silent for {self.silence:.1f}s "
+                        f"(worker {self.worker} was running and listening)"
+                    )
                     self._stoppers.pop(test, None)
 
     # -- protocol steps ---------------------------------------------------------------------
@@ -161,20 +244,23 @@ class Agent:
         refusal (e.g. a version mismatch) with the controller's reason."""
         from .. import __version__
 
-        self.send("hello", worker=self.worker, version=__version__, load_tests=load_tests)
-        msg = self.wait("welcome", "", HELLO_TIMEOUT)
+        body = {"worker": self.worker, "version": __version__, "load_tests": load_tests}
+        msg = self.request("hello", "welcome", "", body, HELLO_TIMEOUT)
         if msg.kind == "refuse":
             raise LinkError(f"the controller refused worker {self.worker}: {msg.body['reason']}")
         self.interval = float(msg.body["interval"])
 
     def claim(self, item: str) -> bool:
-        """Whether this worker reports the load test ``item`` (exactly one worker does)."""
-        self.send("claim", test=item)
-        msg = self.wait("reporter", item, None)
+        """Whether this worker reports the load test ``item`` (exactly one worker does).
+        False when the controller refused this worker (e.g. it declared it lost)."""
+        msg = self.request("claim", "reporter", item, {"test": item}, None)
         return bool(msg.body.get("yes", False))
 
     def on_stop(self, test: str, stop: Callable[[str], None]) -> None:
         self._stoppers[test] = stop
+
+    def on_ack(self, test: str, handler: Callable[[int], None]) -> None:
+        self._ack_handlers[test] = handler
 
     def close(self) -> None:
         self._closed.set()
@@ -186,6 +272,10 @@ class Agent:
         self.context.term()
 
 
+class _NoAnswerYet(Exception):
+    """A wait's timeout passed (internal: the caller resends)."""
+
+
 class AgentLink:
     """The distributed :class:`~pytest_swarm.engine.link.Link` for one load test."""
 
@@ -193,12 +283,20 @@ class AgentLink:
         self.agent = agent
         self.key = key
         self._begun = False
+        # seq -> (body, requests in it, when it was last sent): deltas not yet acknowledged.
+        self.unacked: dict[int, tuple[dict[str, Any], int, float]] = {}
+        self.lost_requests = 0
+        self.lost_seqs: list[int] = []
+        agent.on_ack(key, self._acked)
+
+    def _acked(self, seq: int) -> None:
+        self.unacked.pop(seq, None)
 
     def begin(self, test: str, spec: LoadSpec) -> Share:
         agent = self.agent
-        agent.send("ready", test=self.key, users=spec.users, duration=float(spec.duration))
+        body = {"test": self.key, "users": spec.users, "duration": float(spec.duration)}
         self._begun = True
-        msg = agent.wait("go", self.key, None)
+        msg = agent.request("ready", "go", self.key, body, None)
         if msg.kind == "refuse":
             raise LinkError(f"the controller refused worker {agent.worker}: {msg.body['reason']}")
         if msg.kind == "stop":
@@ -214,35 +312,66 @@ class AgentLink:
         self.agent.on_stop(self.key, stop)
         if self.key in self.agent.stop_reasons:
             stop(self.agent.stop_reasons[self.key])
+        if self.agent.refused is not None:
+            stop(f"the controller refused worker {self.agent.worker}: {self.agent.refused}")
+
+    def _resend_due(self, now: float) -> None:
+        for seq, (body, requests, sent) in sorted(self.unacked.items()):
+            if now - sent >= self.agent.resend:
+                self.unacked[seq] = (body, requests, now)
+                self.agent.send("stats", **body)
 
     def publish(self, tick: Tick) -> None:
+        delta = tick.delta
         body = {
             "test": self.key,
             "seq": tick.seq,
-            "delta": tick.delta.to_wire(),
+            "delta": delta.to_wire(),
             "cpu": float(tick.cpu),
             "lag": float(tick.lag),
         }
+        now = time.monotonic()
         if not tick.final:
+            requests = sum(e.hist.total for e in delta.entries.values())
+            self.unacked[tick.seq] = (body, requests, now)
             self.agent.send("stats", **body)
+            self._resend_due(now)
+            while len(self.unacked) > MAX_UNACKED:  # bounded: give the oldest up, counted
+                seq = min(self.unacked)
+                self.lost_seqs.append(seq)
+                self.lost_requests += self.unacked.pop(seq)[1]
             return
-        # The final delta is resent until acknowledged; the controller merges it once.
-        for _ in range(ACK_ATTEMPTS):
-            self.agent.send("final", **body)
-            try:
-                self.agent.wait("ack", self.key, ACK_RETRY)
-                return
-            except LinkError:
-                if self.agent.controller_silent():
-                    raise
-        raise LinkError(f"worker {self.agent.worker}: final statistics never acknowledged")
+        # End of the test: every earlier delta acknowledged first, then the final one (the
+        # controller merges each once), each resent until acknowledged or FINAL_DEADLINE.
+        deadline = now + FINAL_DEADLINE
+        while self.unacked and time.monotonic() < deadline and self.agent.refused is None:
+            if self.agent.controller_silent():
+                break
+            self._resend_due(time.monotonic())
+            gevent.sleep(min(0.05, self.agent.resend))
+        for seq in sorted(self.unacked):
+            self.lost_seqs.append(seq)
+            self.lost_requests += self.unacked.pop(seq)[1]
+        body["lost"] = self.lost_requests
+        left = max(deadline - time.monotonic(), self.agent.resend)
+        try:
+            # Waited for under "<test>@<seq>": the acks of earlier deltas do not answer it.
+            msg = self.agent.request("final", "ack", f"{self.key}@{tick.seq}", body, left)
+        except LinkError as exc:
+            raise LinkError(f"{exc}: the final statistics of {self.key} were lost") from None
+        if msg.kind == "refuse":
+            raise LinkError(
+                f"the controller refused worker {self.agent.worker}: {msg.body['reason']}"
+            )
 
     def finish(self) -> RunResult:
         self.agent._stoppers.pop(self.key, None)
-        self.agent.send("result?", test=self.key)
-        msg = self.agent.wait("result", self.key, None)
+        self.agent._ack_handlers.pop(self.key, None)
+        msg = self.agent.request("result?", "result", self.key, {"test": self.key}, None)
         if msg.kind == "refuse":
-            raise LinkError(f"the controller refused worker {self.agent.worker}")
+            raise LinkError(
+                f"the controller refused worker {self.agent.worker}: {msg.body['reason']}"
+            )
         body = msg.body
         cpu, lag, saturated = body["health"]
         return RunResult(

@@ -25,7 +25,7 @@ import zmq
 from ..engine.link import LiveStatus
 from .controller_state import Control, Outbox
 from .endpoint import Endpoint, private_ipc
-from .wire import MAX_FRAME, VersionMismatch, WireError, decode, encode
+from .wire import MAX_FRAME, VersionMismatch, WireError, decode
 
 POLL_MS = 100
 
@@ -262,8 +262,8 @@ class Coordinator:
             try:
                 msg = decode(frame)
             except VersionMismatch as exc:
-                out.append((worker, encode("refuse", reason=str(exc))))
-                self.control.bad_frame()
+                with self._lock:
+                    out += self.control.refuse(worker, f"worker {worker}: {exc}")
                 continue
             except WireError:
                 self.control.bad_frame()

@@ -29,6 +29,10 @@ _PONG = encode("pong")
 # A delta numbered this far beyond the worker's last one is refused: reporting the gap would
 # enumerate every missing number (a seq of 2**63 would hang the aggregator's thread).
 MAX_SEQ_JUMP = 10_000
+# The most event-loop lag a worker may report and have added to its heartbeat timeout: a
+# worker starved of CPU pings late, but one silent for longer than this is lost whatever it
+# said before (a stopped worker reports nothing).
+MAX_LAG_GRACE = 10.0
 
 
 def rank(worker: str) -> tuple[int, str]:
@@ -42,6 +46,7 @@ class WorkerState:
     last_seen: float
     load_tests: list[str] = field(default_factory=list)
     gone: str | None = None  # why it left (None while alive)
+    lag: float = 0.0  # its own heartbeat's latest lateness, as it reported (see tick)
 
 
 @dataclass
@@ -64,6 +69,7 @@ class TestRun:
     waiting: set[str] = field(default_factory=set)  # workers that asked for the result
     next_live: float = 0.0
     problems: list[str] = field(default_factory=list)
+    late: dict[str, int] = field(default_factory=dict)  # worker -> deltas refused after final
 
     @property
     def complete(self) -> bool:
@@ -89,6 +95,9 @@ class Control:
         # Per test item (node id): which workers finished it and asked whether to report it.
         self.claims: dict[str, set[str]] = {}
         self.reporters: dict[str, str] = {}
+        # Workers refused at the handshake (another protocol or package version): every load
+        # test then names them, so the run cannot pass on the others' figures alone.
+        self.refused: dict[str, str] = {}
         self.interrupted: str | None = None  # the session was interrupted: start nothing new
 
     # -- inputs ---------------------------------------------------------------------------
@@ -105,6 +114,12 @@ class Control:
     def bad_frame(self) -> None:
         self.rejected += 1
 
+    def refuse(self, worker: str, reason: str) -> Outbox:
+        """Refuse ``worker`` for good (e.g. it speaks another protocol version)."""
+        self.rejected += 1
+        self.refused[worker] = reason
+        return [(worker, encode("refuse", reason=reason))]
+
     def on_message(self, worker: str, msg: Message, now: float) -> Outbox:
         state = self.workers.get(worker)
         if state is None and msg.kind != "hello":
@@ -112,7 +127,17 @@ class Control:
             return []
         if state is not None:
             if state.gone is not None:
-                return []  # declared lost: late messages cannot resurrect it
+                # Declared lost: late messages cannot resurrect it, but it must learn why, so
+                # that it blames itself rather than a controller that no longer answers it.
+                return [
+                    (
+                        worker,
+                        encode(
+                            "refuse",
+                            reason=f"the controller declared worker {worker} lost ({state.gone})",
+                        ),
+                    )
+                ]
             state.last_seen = now
         handler = _HANDLERS.get(msg.kind)
         if handler is None:
@@ -121,8 +146,10 @@ class Control:
         try:
             return handler(self, worker, msg.body, now)
         except (WireError, ValueError) as exc:
+            if msg.kind == "hello":
+                return self.refuse(worker, str(exc))
             self.rejected += 1
-            return [(worker, encode("refuse", reason=str(exc)))] if msg.kind == "hello" else []
+            return []
 
     def worker_down(self, worker: str, reason: str, now: float) -> Outbox:
         """A worker died or left (xdist noticed, or its heartbeats stopped)."""
@@ -155,7 +182,9 @@ class Control:
         for name, state in list(self.workers.items()):
             if state.gone is not None:
                 continue
-            if now - state.last_seen > self.heartbeat_timeout and self._busy(name):
+            # A worker that reported a lagging loop pings late: allow for the lag it measured.
+            allowed = self.heartbeat_timeout + min(state.lag, MAX_LAG_GRACE)
+            if now - state.last_seen > allowed and self._busy(name):
                 silent = now - state.last_seen
                 out += self.worker_down(name, f"no heartbeat for {silent:.1f}s", now)
                 continue
@@ -188,10 +217,19 @@ class Control:
         }
 
     def _hello(self, worker: str, body: dict[str, Any], now: float) -> Outbox:
+        from .. import __version__
+
         tests = body["load_tests"]
         if not all(isinstance(t, str) for t in tests):
             raise WireError("hello: load_tests must be strings")
-        self.workers[worker] = WorkerState(last_seen=now, load_tests=list(tests))
+        if body["version"] != __version__:
+            raise WireError(
+                f"worker {worker} runs pytest-swarm {body['version'][:64]}, the controller "
+                f"{__version__}: install the same version everywhere"
+            )
+        state = self.workers.get(worker)
+        if state is None:  # a resent hello (its welcome was lost) changes nothing
+            self.workers[worker] = WorkerState(last_seen=now, load_tests=list(tests))
         return [(worker, encode("welcome", interval=self.interval))]
 
     def _run(self, test: str) -> TestRun:
@@ -220,6 +258,11 @@ class Control:
         if self.interrupted is not None and run.release_time is None:
             return [(worker, encode("stop", test=run.test, reason=self.interrupted))]
         if run.release_time is not None:
+            if worker in run.released_set:  # a resent ready: its "go" was lost
+                index = run.released.index(worker)
+                return [
+                    (worker, encode("go", test=run.test, index=index, workers=len(run.released)))
+                ]
             # Too late to join (e.g. a replacement worker): it runs nothing for this test.
             return [(worker, encode("stop", test=run.test, reason="test already started"))]
         run.ready[worker] = body["users"]
@@ -246,6 +289,8 @@ class Control:
             run.problems.append(f"workers disagree on the number of users: {run.ready}")
         for worker, reason in sorted(run.aborted.items()):
             run.problems.append(f"worker {worker} could not start: {reason}")
+        for worker, reason in sorted(self.refused.items()):
+            run.problems.append(f"worker {worker} was refused at the handshake: {reason}")
         run.aggregator = Aggregator(start=now, interval=self.interval)
         out = [
             (w, encode("go", test=run.test, index=i, workers=len(run.released)))
@@ -259,15 +304,28 @@ class Control:
             self.rejected += 1
             return []
         source = run.aggregator.sources.get(worker)
-        if body["seq"] > (source.next_seq if source else 0) + MAX_SEQ_JUMP:
-            raise WireError(f"{run.test}: implausible sequence number {body['seq']} from {worker}")
+        seq = body["seq"]
+        if seq > (source.next_seq if source else 0) + MAX_SEQ_JUMP:
+            raise WireError(f"{run.test}: implausible sequence number {seq} from {worker}")
+        if source is not None and source.final_seq is not None and seq > source.final_seq:
+            # The final delta was the worker's last word: anything numbered after it would be
+            # merged into a result already decided (or about to be). Refused and counted.
+            self.rejected += 1
+            run.late[worker] = run.late.get(worker, 0) + 1
+            return []
         delta = check_wire(body["delta"])
-        if run.aggregator.add(worker, body["seq"], delta, now, final=final):
+        if run.aggregator.add(worker, seq, delta, now, final=final):
             # A resent delta is one interval, not two: its health sample counts once.
             run.aggregator.set_health(worker, float(body["cpu"]), float(body["lag"]))
+            if final and body["lost"]:
+                run.problems.append(
+                    f"worker {worker}: {body['lost']} request(s) lost: their statistics were "
+                    "resent until the deadline and never acknowledged"
+                )
+        # Every delta is acknowledged (again when resent): the worker resends until it is.
+        out = [(worker, encode("ack", test=run.test, seq=seq))]
         if not final:
-            return []
-        out = [(worker, encode("ack", test=run.test, seq=body["seq"]))]
+            return out
         # The final delta is the worker's last word. One ordered connection: a delta missing
         # now was dropped, not delayed, so waiting for it would hang the run; the aggregator
         # reports the gap as a problem instead (RELIABILITY row 9).
@@ -290,12 +348,24 @@ class Control:
 
     def _claim(self, worker: str, body: dict[str, Any], now: float) -> Outbox:
         item = body["test"]
-        if item in self.reporters:
-            return [(worker, encode("reporter", test=item, yes=False))]
+        out: Outbox = []
+        # A worker that claims a test has ended it: if its final delta never arrived (it gave
+        # up resending), it is lost for that test now, so the others' result does not wait.
+        for run in list(self.runs.values()):
+            if worker in run.remaining and (run.test == item or run.test.startswith(item + "#")):
+                run.lost[worker] = "it ended the test without delivering its final statistics"
+                run.remaining.discard(worker)
+                out += self._maybe_complete(run, now)
+        if item in self.reporters:  # a resent claim (its answer was lost): the same answer
+            return [
+                *out,
+                (worker, encode("reporter", test=item, yes=worker == self.reporters[item])),
+            ]
         self.claims.setdefault(item, set()).add(worker)
-        return self._answer_claims(item)
+        return out + self._answer_claims(item)
 
     def _ping(self, worker: str, body: dict[str, Any], now: float) -> Outbox:
+        self.workers[worker].lag = float(body["lag"])
         return [(worker, _PONG)]
 
     # -- completion -----------------------------------------------------------------------
@@ -327,6 +397,8 @@ class Control:
         assert agg is not None and run.release_time is not None
         end = run.end_time if run.end_time is not None else now
         problems = list(run.problems)
+        for worker, n in sorted(run.late.items()):
+            problems.append(f"worker {worker} sent {n} delta(s) numbered after its final one")
         for worker, reason in sorted(run.lost.items()):
             problems.append(
                 f"worker {worker} was lost during the test ({reason}); its statistics since "

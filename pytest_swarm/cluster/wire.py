@@ -42,10 +42,19 @@ SCHEMA: dict[str, dict[str, tuple[type, ...]]] = {
     "ready": {"test": _STR, "users": _INT, "duration": _NUM},
     "abort": {"test": _STR, "reason": _STR},
     "stats": {"test": _STR, "seq": _INT, "delta": _DICT, "cpu": _NUM, "lag": _NUM},
-    "final": {"test": _STR, "seq": _INT, "delta": _DICT, "cpu": _NUM, "lag": _NUM},
+    # lost: requests in deltas this worker gave up resending (see agent.py); 0 normally.
+    "final": {
+        "test": _STR,
+        "seq": _INT,
+        "delta": _DICT,
+        "cpu": _NUM,
+        "lag": _NUM,
+        "lost": _INT,
+    },
     "result?": {"test": _STR},
     "claim": {"test": _STR},
-    "ping": {},
+    # lag: how late this worker's own heartbeat woke (s): the controller allows for it.
+    "ping": {"lag": _NUM},
     # controller -> worker
     "welcome": {"interval": _NUM},
     "refuse": {"reason": _STR},

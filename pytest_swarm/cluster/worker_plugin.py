@@ -67,7 +67,13 @@ class WorkerPlugin:
         if item.nodeid not in self.load_ids or self.refused is not None:
             return None
         reports = runtestprotocol(item, nextitem=nextitem, log=False)
-        if self._agent().claim(item.nodeid):
+        try:
+            reporter = self._agent().claim(item.nodeid)
+        except LinkError:
+            # The controller's aggregator is unreachable: this worker's own reports (whose
+            # error says why) rather than an INTERNALERROR or a test that vanishes.
+            reporter = True
+        if reporter:
             ihook = item.ihook
             ihook.pytest_runtest_logstart(nodeid=item.nodeid, location=item.location)
             for report in reports:

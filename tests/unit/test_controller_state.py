@@ -66,7 +66,7 @@ class Swarm:
         )
 
     def final(self, worker: str, seq: int, d: dict[str, Any] | None = None, **kw: Any) -> Outbox:
-        body = {"cpu": 10.0, "lag": 0.001, **kw}
+        body = {"cpu": 10.0, "lag": 0.001, "lost": 0, **kw}
         return self.send(
             worker, "final", test=TEST, seq=seq, delta=delta() if d is None else d, **body
         )
@@ -108,7 +108,7 @@ def test_hello_gets_welcome_with_the_interval() -> None:
     [
         ("ready", {"test": TEST, "users": 1, "duration": 1.0}),
         ("claim", {"test": TEST}),
-        ("ping", {}),
+        ("ping", {"lag": 0.0}),
         ("result?", {"test": TEST}),
         ("stats", {"test": TEST, "seq": 0, "delta": delta(), "cpu": 0.0, "lag": 0.0}),
     ],
@@ -227,8 +227,11 @@ def test_deltas_are_merged_and_finals_acknowledged() -> None:
     swarm = Swarm("gw0", "gw1")
     swarm.release()
     swarm.now = 1.0
-    assert swarm.stats("gw0", 0, delta([1000, 2000], failures=1)) == []
-    assert swarm.stats("gw1", 0, delta([3000])) == []
+    # Every delta is acknowledged, so that the worker resends the ones that were lost.
+    assert sent(swarm.stats("gw0", 0, delta([1000, 2000], failures=1))) == [
+        ("gw0", Message("ack", {"test": TEST, "seq": 0}))
+    ]
+    assert kinds(swarm.stats("gw1", 0, delta([3000]))) == [("gw1", "ack")]
     swarm.now = 2.0
     out = sent(swarm.final("gw0", 1, delta([4000])))
     assert out == [("gw0", Message("ack", {"test": TEST, "seq": 1}))]
@@ -371,8 +374,14 @@ def test_worker_down_during_a_run_stops_the_others_and_names_it() -> None:
     assert body["workers"] == 3
     # What gw1 delivered before it died still counts.
     assert Snapshot.from_wire(body["snapshot"]).total().hist.total == 1
-    # Late messages from the lost worker change nothing.
-    assert swarm.final("gw1", 1) == []
+    # Late messages from the lost worker change nothing, and tell it that it was declared
+    # lost (so that it does not blame a controller that stopped answering it).
+    out3 = sent(swarm.final("gw1", 1))
+    assert [(w, m.kind) for w, m in out3] == [("gw1", "refuse")]
+    assert "declared worker gw1 lost (crashed: killed)" in out3[0][1].body["reason"]
+    assert (
+        Snapshot.from_wire(result_of(swarm.ask("gw0"), "gw0")["snapshot"]).total().hist.total == 1
+    )
 
 
 def test_worker_down_of_the_last_running_worker_completes_the_result() -> None:
@@ -399,7 +408,7 @@ def test_heartbeat_timeout_loses_a_silent_busy_worker_but_not_an_idle_one() -> N
     swarm.release()
     swarm.final("gw2", 0)  # finished its part: idle too
     swarm.now = 3.0
-    swarm.send("gw0", "ping")
+    swarm.send("gw0", "ping", lag=0.0)
     out, _ = swarm.control.tick(swarm.now)
     assert sorted(w for w, k in kinds(out) if k == "pong") == ["gw0", "gw1", "gw2", "gw3"]
     swarm.now = 7.0  # gw1, gw2, gw3 silent for 7 s; gw0 for 4 s
@@ -420,7 +429,7 @@ def test_heartbeat_timeout_at_the_barrier_releases_the_others() -> None:
     swarm = Swarm("gw0", "gw1")
     swarm.ready("gw1")  # waits at the barrier, then goes silent
     swarm.now = 4.0
-    swarm.send("gw0", "ping")  # gw0 is alive but has not reached the test yet
+    swarm.send("gw0", "ping", lag=0.0)  # gw0 is alive but has not reached the test yet
     swarm.now = 6.0
     out, _ = swarm.control.tick(swarm.now)
     assert swarm.control.workers["gw1"].gone is not None
@@ -462,7 +471,9 @@ def test_reporter_is_decided_when_every_live_worker_claimed() -> None:
     # A later claim (e.g. a replacement worker) never gets a second yes.
     swarm.hello("gw11")
     assert yes_answers(swarm.send("gw11", "claim", test=TEST)) == {"gw11": False}
-    assert yes_answers(swarm.send("gw2", "claim", test=TEST)) == {"gw2": False}
+    # A resent claim (its answer was lost) gets the same answer again.
+    assert yes_answers(swarm.send("gw2", "claim", test=TEST)) == {"gw2": True}
+    assert yes_answers(swarm.send("gw3", "claim", test=TEST)) == {"gw3": False}
 
 
 def test_claims_are_per_test() -> None:
