@@ -97,6 +97,7 @@ def _user_client(request: pytest.FixtureRequest, swarm_user: UserInfo, factory: 
         swarm_user.recorder,
         timeout=options.timeout,
         max_body=options.max_body,
+        deadline=options.request_deadline,
     )
 
 

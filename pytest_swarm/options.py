@@ -33,6 +33,12 @@ _OPTIONS: list[tuple[str, str, str]] = [
     ("scale", "multiply users and rate of every load test (e.g. 0.1 for a smoke run)", ""),
     ("host", "target base URL for the http client (default: the base_url fixture)", ""),
     ("timeout", f"default timeout of every HTTP request (default {DEFAULT_TIMEOUT:g}s)", ""),
+    # (HTTP clients) the whole request's bound, where the timeout bounds each read.
+    (
+        "request-deadline",
+        "default whole-request deadline of every HTTP request (default: the timeout)",
+        "",
+    ),
     ("stop-timeout", "how long an iteration in flight may finish at the end (default 5s)", ""),
     ("report-interval", "seconds between statistics deltas (default 1)", ""),
     ("patch", "gevent monkey-patching: auto (default), on, off", ""),
@@ -76,6 +82,7 @@ class SwarmOptions:
     advertise: str | None
     json_path: str | None
     html_path: str | None = None
+    request_deadline: float | None = None  # None: the timeout (the clients' default)
 
 
 def raw(config: pytest.Config, name: str) -> Any:
@@ -168,4 +175,5 @@ def read_options(config: pytest.Config) -> SwarmOptions:
         advertise=raw(config, "advertise"),
         json_path=raw(config, "json"),
         html_path=raw(config, "html"),
+        request_deadline=_seconds(config, "request_deadline"),
     )

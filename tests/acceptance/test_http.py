@@ -282,3 +282,25 @@ def test_http_fixture_in_a_plain_test(
     run = swarm_pytest()
     run.result.assert_outcomes(passed=1)
     assert served.stats()["total"] == 2
+
+
+def test_the_request_deadline_option_reaches_both_clients(
+    pytester: pytest.Pytester, served: DemoServer, swarm_pytest: RunSwarm
+) -> None:
+    pytester.makeini("[pytest]\nswarm_timeout = 4s\nswarm_request_deadline = 2.5s\n")
+    pytester.makepyfile(
+        """
+        def test_set(http, fast_http):
+            assert http.default_timeout == fast_http.timeout == 4
+            assert http.default_deadline == fast_http.deadline == 2.5
+        """
+    )
+    swarm_pytest().result.assert_outcomes(passed=1)
+    pytester.makeini("[pytest]\nswarm_timeout = 4s\n")
+    pytester.makepyfile(
+        """
+        def test_set(http, fast_http):
+            assert http.default_deadline == fast_http.deadline == 4  # the timeout
+        """
+    )
+    swarm_pytest().result.assert_outcomes(passed=1)
