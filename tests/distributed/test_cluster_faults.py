@@ -15,6 +15,8 @@ import re
 import signal
 import time
 import xml.etree.ElementTree as ET
+from collections.abc import Callable
+from typing import Any
 
 import pytest
 from xdist_support import PID_BODY
@@ -44,7 +46,7 @@ def test_wide(http):
 
 
 def test_a_merged_result_over_1_mib_does_not_hang(
-    pytester: pytest.Pytester, served: DemoServer, xrun
+    pytester: pytest.Pytester, served: DemoServer, xrun: Callable[..., Any]
 ) -> None:
     pytester.makepyfile(test_wide=WIDE)
     run = xrun("-n", "2", timeout=120)
@@ -59,7 +61,7 @@ def test_a_merged_result_over_1_mib_does_not_hang(
 
 
 def test_a_stopped_worker_is_named_not_the_controller(
-    pytester: pytest.Pytester, served: DemoServer, spawn
+    pytester: pytest.Pytester, served: DemoServer, spawn: Callable[..., Any]
 ) -> None:
     pytester.makepyfile(
         test_long=PID_BODY.format(root=str(pytester.path))
@@ -97,7 +99,7 @@ def test_long(http):
 
 
 def test_a_worker_of_another_version_fails_the_run_naming_it(
-    pytester: pytest.Pytester, served: DemoServer, xrun
+    pytester: pytest.Pytester, served: DemoServer, xrun: Callable[..., Any]
 ) -> None:
     pytester.makeconftest(
         """
