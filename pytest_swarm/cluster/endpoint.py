@@ -11,6 +11,8 @@ Example:
 from __future__ import annotations
 
 import os
+import shutil
+import stat
 import tempfile
 from dataclasses import dataclass
 from typing import Any
@@ -34,9 +36,53 @@ class Endpoint:
         }
 
 
+PREFIX = "pytest-swarm-"
+
+
 def private_ipc() -> tuple[str, str]:
     """(a new directory only this user can enter, the ipc address of a socket in it): the
-    default, so that no other local user can reach the aggregator. The owner removes it."""
-    directory = tempfile.mkdtemp(prefix="pytest-swarm-")
+    default, so that no other local user can reach the aggregator. The owner removes it at
+    the end of the run; directories left by a controller that was killed (``kill -9``) are
+    removed by the next run (see :func:`remove_stale`)."""
+    remove_stale()
+    directory = tempfile.mkdtemp(prefix=f"{PREFIX}{os.getpid()}-")
     os.chmod(directory, 0o700)
     return directory, f"ipc://{directory}/aggregator.sock"
+
+
+def remove_stale(root: str | None = None) -> list[str]:
+    """Remove the private ipc directories of controllers that are gone: only ours (our name
+    prefix, owned by this OS user) and only those whose owner PID no longer runs. Returns
+    what was removed."""
+    root = root or tempfile.gettempdir()
+    removed = []
+    try:
+        names = os.listdir(root)
+    except OSError:
+        return removed
+    for name in names:
+        if not name.startswith(PREFIX):
+            continue
+        pid_text = name[len(PREFIX) :].split("-", 1)[0]
+        if not pid_text.isdigit() or _running(int(pid_text)):
+            continue
+        path = os.path.join(root, name)
+        try:
+            info = os.lstat(path)
+        except OSError:
+            continue
+        if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.getuid():
+            continue
+        shutil.rmtree(path, ignore_errors=True)
+        removed.append(path)
+    return removed
+
+
+def _running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # another user's process: not ours to judge
+    return True
