@@ -55,7 +55,7 @@ def remove_stale(root: str | None = None) -> list[str]:
     prefix, owned by this OS user) and only those whose owner PID no longer runs. Returns
     what was removed."""
     root = root or tempfile.gettempdir()
-    removed = []
+    removed: list[str] = []
     try:
         names = os.listdir(root)
     except OSError:
