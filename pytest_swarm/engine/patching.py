@@ -10,8 +10,7 @@ pytest-xdist 3.8 and gevent 26 (see docs/architecture.md):
   stdlib ``subprocess`` used by test code and by pytester), threads included: a
   ``threading.Lock`` held across a request by one user must let the other users run;
 - in xdist workers the same but with ``thread=False`` too: execnet's IO thread must stay a
-  real thread, so there a lock held across a request blocks the worker (see
-  docs/architecture.md, "When gevent patches", for what users see and the workaround);
+  real thread; the locks user code creates are made cooperative instead (engine/cooperative.py);
 - only when the run will contain load tests, so that installing the plugin does not change a
   suite without load tests (asyncio or threading tests keep their real sockets). Whether it will
   is judged by a cheap scan of the files the run will collect for ``mark.load`` / ``swarm``;
@@ -125,7 +124,8 @@ def patch(*, threads: bool | None = None) -> None:
     thread they all share. Without it, a lock held across a request by one user (a token cache,
     a connection pool) blocks every other user and the hub: the process deadlocks (row 35).
     An xdist worker cannot have it: execnet's IO thread must stay a real thread (patching
-    threads there ends in ``LoopExit``); docs/architecture.md says what users see there.
+    threads there ends in ``LoopExit``). There the locks that user code creates are made
+    cooperative instead (:mod:`pytest_swarm.engine.cooperative`).
     """
     from gevent import monkey
 
@@ -137,6 +137,12 @@ def patch(*, threads: bool | None = None) -> None:
         # signal=False goes with it (gevent warns about patching signal without os).
         monkey.patch_all(thread=threads, queue=threads, subprocess=False, os=False, signal=False)
         _numeric_hosts_skip_the_resolver()
+        if not threads:
+            # Real threads, but the locks user code creates from now on cooperate (see
+            # engine/cooperative.py): a lock held across a request must not block the worker.
+            from .cooperative import install
+
+            install()
 
 
 def threads_patched() -> bool:

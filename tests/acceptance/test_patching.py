@@ -298,3 +298,17 @@ def test_threading_lock_held_across_a_request_in_one_process(
     paths = served.stats()["paths"]
     assert paths.get("/delay") == 24, paths
     assert run.count("test_token") == 24
+
+
+def test_threading_lock_held_across_a_request_under_xdist(
+    pytester: pytest.Pytester, served: DemoServer, swarm_pytest: RunSwarm
+) -> None:
+    # An xdist worker keeps real threads (execnet's IO thread): the locks user code creates are
+    # made cooperative instead. Before, the worker blocked and the run ended in an INTERNALERROR.
+    pytester.makepyfile(LOCK_ACROSS_A_REQUEST)
+    run = swarm_pytest("-n", "2")
+    run.result.assert_outcomes(passed=1)
+    assert "deadlock" not in run.output and "INTERNALERROR" not in run.output
+    paths = served.stats()["paths"]
+    assert paths.get("/delay") == 24, paths
+    assert run.count("test_token") == 24

@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 
+import pytest_swarm.engine.cooperative as cooperative
 import pytest_swarm.engine.patching as patching
 from pytest_swarm.engine.patching import (
     decide,
@@ -299,7 +300,11 @@ def test_threads_are_patched_except_in_an_xdist_worker(
     monkeypatch.setattr(monkey, "patch_all", lambda **kwargs: calls.append(kwargs))
     monkeypatch.setattr(patching, "_numeric_hosts_skip_the_resolver", lambda: None)
     monkeypatch.setattr(patching, "is_xdist_worker", lambda: worker)
+    installed: list[bool] = []
+    monkeypatch.setattr(cooperative, "install", lambda: installed.append(True))
     patching.patch()
     assert len(calls) == 1
     assert calls[0]["thread"] is threads and calls[0]["queue"] is threads
     assert calls[0]["subprocess"] is False and calls[0]["os"] is False
+    # Where threads stay real, the locks user code creates are made cooperative instead.
+    assert installed == ([] if threads else [True])
