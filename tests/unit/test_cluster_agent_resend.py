@@ -170,3 +170,33 @@ def test_a_final_delta_never_acknowledged_is_an_error_naming_it(
                 link.publish(Tick(0, delta([1000]), True, 1.0, 0.0))
     finally:
         agent.close()
+
+
+# -- RELIABILITY row 20: clocks differ between hosts ----------------------------------------
+
+
+def test_a_skewed_wall_clock_does_not_enter_durations_or_the_timeline(
+    coordinator: Coordinator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A worker (here: the whole process) whose wall clock is days off and jumps an hour at
+    every reading gives the same figures: durations come from monotonic clocks, the timeline
+    from the controller's own monotonic clock; no wall-clock time crosses the wire."""
+    import time as time_module
+
+    readings = iter(range(10**6))
+    monkeypatch.setattr(time_module, "time", lambda: 1e9 - 3 * 86400 + 3600 * next(readings))
+    agent, _ = make_agent(coordinator, {})
+    try:
+        with gevent.Timeout(GUARD):
+            result, _ = run_test(agent, ticks=3)
+    finally:
+        agent.close()
+    assert result.snapshot.total().hist.total == 10
+    assert 0 <= result.duration < GUARD
+    assert result.timeline and all(0 <= p.t < GUARD for p in result.timeline)
+    assert sum(p.requests for p in result.timeline) == 10
+    # No field of any message carries a timestamp a peer's clock could skew.
+    from pytest_swarm.cluster.wire import SCHEMA
+
+    fields = {f for body in SCHEMA.values() for f in body}
+    assert not fields & {"time", "timestamp", "ts", "now", "started", "sent_at"}
