@@ -175,3 +175,21 @@ def test_async_fixture_is_refused_at_collection(
         ["*test_async_dep*fixture 'session_token' is an async def fixture*greenlets*"]
     )
     assert served.stats()["total"] == 0
+
+
+def test_swarm_run_refuses_a_capture_fixture_when_called(
+    pytester: pytest.Pytester, served: DemoServer, swarm_pytest: RunSwarm
+) -> None:
+    pytester.makepyfile(
+        """
+        def browse(http, capsys):
+            http.get("/")
+
+        def test_fixture_form(swarm):
+            swarm.run(browse, users=2, duration="30s", iterations=1)
+        """
+    )
+    run = swarm_pytest()
+    run.result.assert_outcomes(failed=1)
+    run.result.stdout.fnmatch_lines(["*fixture 'capsys' cannot be a per-user fixture*"])
+    assert served.stats()["total"] == 0
