@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import os
 import selectors
+import signal
 import subprocess
 import sys
 import threading
@@ -87,7 +88,7 @@ def exit_with_parent(argv: list[str]) -> None:
     def watch() -> None:
         while os.getppid() == parent:
             time.sleep(0.5)
-        os._exit(0)
+        os.kill(os.getpid(), signal.SIGTERM)  # as if stopped: a server's cleanup still runs
 
     threading.Thread(target=watch, name="exit-with-parent", daemon=True).start()
 

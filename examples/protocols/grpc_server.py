@@ -6,7 +6,7 @@
 - ``Echo``: returns the request.
 - ``Fail``: fails with status ``INVALID_ARGUMENT`` and the request as details.
 - ``Barrier``: the request is ``N KEY``; the reply ``go`` comes only once N calls with this
-  KEY are in flight (``timeout`` after 20 s). Callers taking turns would never all be waiting.
+  KEY are in flight (``timeout`` after 10 s). Callers taking turns would never all be waiting.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ import grpc
 from .child import announce, exit_with_parent
 
 SERVICE = "demo.Echo"
-BARRIER_TIMEOUT = 20.0
+BARRIER_TIMEOUT = 10.0
 MAX_MESSAGE = 1024 * 1024  # bytes, either way
 WORKERS = 64  # calls handled at once (barrier calls hold one each)
 

@@ -1,6 +1,7 @@
 """A throw-away ``redis-server`` (Debian's package) on a free loopback port.
 
 Nothing is saved (``--save '' --appendonly no``): it starts empty and leaves no file behind.
+``python -m protocols.redis_server`` runs one and prints its URL until it is terminated.
 
 Example:
     >>> with redis_server() as url:  # doctest: +SKIP
@@ -11,14 +12,16 @@ Example:
 from __future__ import annotations
 
 import shutil
+import signal
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from .child import stop
+from .child import announce, exit_with_parent, stop
 
 START_TIMEOUT = 30.0
 TRIES = 3  # another process may take the free port between our probe and redis binding it
@@ -77,3 +80,17 @@ def _answers(process: subprocess.Popen[bytes], port: int) -> bool:
             pass
         time.sleep(0.05)
     raise TimeoutError(f"redis-server on port {port} did not answer PING in {START_TIMEOUT} s")
+
+
+def main() -> None:
+    # SIGTERM (from the parent, or from exit_with_parent) unwinds the block: redis stops too.
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(0))
+    with redis_server() as url:
+        announce(url)
+        while True:
+            signal.pause()
+
+
+if __name__ == "__main__":
+    exit_with_parent(sys.argv)
+    main()
