@@ -527,12 +527,16 @@ class FastHttpSession:
     ) -> FastResponse:
         sock = conn.sock
         wait = timeout
+        # Which bound ends a silent wait: the deadline when it is clearly the nearer one (the
+        # default deadline equals the timeout, and a silent target is then a read timeout).
+        deadline_first = False
         if deadline is not None:
             left = deadline - time.perf_counter()
             if left <= 0:
                 raise DeadlineExceeded("the request's deadline passed before it was sent")
             if wait is None or left < wait:
                 wait = left
+                deadline_first = timeout is None or left < 0.9 * timeout
         sock.settimeout(wait)
         parse = PARSERS.lend(self.max_body, method == "HEAD")
         feed = parse.parser.feed_data
@@ -554,11 +558,14 @@ class FastHttpSession:
                 try:
                     chunk = sock.recv(_RECV)
                 except TimeoutError:
-                    # Silence from the start is the read timeout's case (a hanging target);
-                    # the deadline's is an answer that keeps coming, too slowly.
-                    if received and deadline is not None and time.perf_counter() >= deadline:
+                    # An answer that keeps coming, too slowly, is the deadline's case; silence
+                    # from the start is the read timeout's (a hanging target), unless the
+                    # deadline was the nearer bound.
+                    if deadline_first or (
+                        received and deadline is not None and time.perf_counter() >= deadline
+                    ):
                         raise DeadlineExceeded(_LATE) from None
-                    raise
+                    raise TimeoutError(f"read timed out (timeout={timeout}s)") from None
                 except ConnectionResetError:
                     if received == 0 and reused:
                         raise StaleConnection("kept-alive connection reset by the server") from None
