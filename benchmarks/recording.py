@@ -5,7 +5,9 @@ Compares, per request, in nanoseconds (best of several repeats, same process, sa
 - the same plus its share of the per-interval fold into the HDR histogram (``drain`` every
   ``--interval-requests`` requests: a report interval of a worker at that request rate),
 - ``hdrh.HdrHistogram.record_value`` (what a naive HDR integration pays per request),
-- a bare ``perf_counter`` pair (the timing every client needs anyway), for scale.
+- a bare ``perf_counter`` pair (the timing every client needs anyway), for scale,
+- ``http``'s request path around the request (clock pair, status check, ``record``), beside
+  a ``with measure(name):`` block around nothing (what timing any other protocol costs).
 
 Run:  python benchmarks/recording.py [--requests 200000]
 """
@@ -18,7 +20,9 @@ import time
 
 from hdrh.histogram import HdrHistogram
 
+from pytest_swarm import measure
 from pytest_swarm.stats.recorder import Recorder
+from pytest_swarm.timing import recording
 
 
 def best_ns(fn, n: int, repeats: int) -> float:
@@ -81,6 +85,26 @@ def main() -> None:
             pc()
             pc()
 
+    def http_request_path() -> None:
+        # What HttpSession.request adds around the request itself on success.
+        rec = Recorder()
+        record = rec.record
+        pc = time.perf_counter
+        status_code = 200
+        for name, _s in pairs:
+            start = pc()
+            elapsed = pc() - start
+            if status_code >= 400:
+                raise AssertionError
+            record(name, elapsed)
+
+    def measure_block() -> None:
+        rec = Recorder()
+        with recording(rec):  # as inside a load test: every block records
+            for name, _s in pairs:
+                with measure(name):
+                    pass
+
     loop = best_ns(empty_loop, n, args.repeats)
     rows = [
         ("perf_counter pair (timing, for scale)", best_ns(perf_counter_pair, n, args.repeats)),
@@ -90,6 +114,8 @@ def main() -> None:
             best_ns(swarm_record_and_fold, n, args.repeats),
         ),
         ("hdrh HdrHistogram.record_value", best_ns(hdrh_record, n, max(2, args.repeats // 2))),
+        ("http request path (clock, status, record)", best_ns(http_request_path, n, args.repeats)),
+        ("measure block (with measure(name): pass)", best_ns(measure_block, n, args.repeats)),
     ]
     # Net of the benchmark's own loop, so each row is what the call itself costs.
     rows = [(label, max(ns - loop, 0.0)) for label, ns in rows]
@@ -101,6 +127,8 @@ def main() -> None:
     target = 500
     net = rows[2][1]
     print(f"pytest-swarm recording incl. fold: {net:.0f} ns per request (target <= {target} ns)")
+    http_ns, measure_ns = rows[4][1], rows[5][1]
+    print(f"a measure block costs {measure_ns / http_ns:.2f}x http's request path recording")
 
 
 if __name__ == "__main__":
