@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import time
+from collections import deque
 from collections.abc import Callable
 from typing import Any, cast
 
@@ -41,6 +42,7 @@ FINAL_DEADLINE = 30.0
 # requests are counted as lost). A controller that acknowledges nothing for this long is
 # already declared silent by the heartbeat.
 MAX_UNACKED = 600
+LAG_WINDOW = 10  # heartbeats over which the worst lag is reported
 
 
 class LinkError(RuntimeError):
@@ -82,7 +84,10 @@ class Agent:
         # itself was running counts: a worker stopped (SIGSTOP) or starved of CPU for 10 s has
         # not been *listening* for 10 s, and must not blame the controller for its own stall.
         self.silence = 0.0
-        self.own_lag = 0.0  # how late the heartbeat woke last (reported in ping)
+        # How late the heartbeat woke, worst of its last LAG_WINDOW wakes (reported in ping,
+        # so that the controller allows for it while this worker's pings come late).
+        self.own_lag = 0.0
+        self._lags: deque[float] = deque(maxlen=LAG_WINDOW)
         self.interval = 1.0
         self.refused: str | None = None  # why the controller will not talk to this worker
         self._waiters: dict[tuple[str, str], AsyncResult] = {}
@@ -221,7 +226,8 @@ class Agent:
         while not self._closed.wait(self.heartbeat):
             now = time.monotonic()
             gap, last = now - last, now
-            self.own_lag = max(gap - self.heartbeat, 0.0)
+            self._lags.append(max(gap - self.heartbeat, 0.0))
+            self.own_lag = max(self._lags)
             # Frames already queued mean the controller spoke, even if the receiver greenlet
             # has not run yet (a CPU-bound body starves it).
             with contextlib.suppress(zmq.ZMQError):

@@ -200,3 +200,51 @@ def test_a_skewed_wall_clock_does_not_enter_durations_or_the_timeline(
 
     fields = {f for body in SCHEMA.values() for f in body}
     assert not fields & {"time", "timestamp", "ts", "now", "started", "sent_at"}
+
+
+# -- RELIABILITY rows 3 and 33: liveness judged by the side that can see it ------------------
+
+
+def test_a_starved_worker_does_not_blame_a_live_controller(coordinator: Coordinator) -> None:
+    """The worker's loop is blocked (a CPU-bound body, or SIGSTOP) for longer than the
+    heartbeat timeout while the controller keeps answering: when the loop runs again, the
+    worker must not conclude "controller silent", and it reports the lag it measured."""
+    import time as time_module
+
+    coordinator.expect("gw0")
+    agent = Agent(coordinator.endpoint.to_dict(), "gw0", heartbeat=0.2, heartbeat_timeout=1.0)
+    stops: list[str] = []
+    try:
+        with gevent.Timeout(GUARD):
+            agent.hello([TEST])
+            agent.on_stop(TEST, stops.append)
+            time_module.sleep(2.5)  # the fault: no greenlet runs for 2.5 s (> the 1 s timeout)
+            gevent.sleep(1.0)  # the loop runs again for a few heartbeats
+            assert not agent.controller_silent()
+            assert stops == []
+            deadline = time_module.monotonic() + GUARD
+            while coordinator.control.workers["gw0"].lag < 1.0:
+                assert time_module.monotonic() < deadline
+                gevent.sleep(0.05)
+    finally:
+        agent.close()
+
+
+def test_a_silent_controller_is_still_detected_while_the_worker_listens(
+    coordinator: Coordinator,
+) -> None:
+    coordinator.expect("gw0")
+    agent = Agent(coordinator.endpoint.to_dict(), "gw0", heartbeat=0.2, heartbeat_timeout=1.0)
+    stops: list[str] = []
+    try:
+        with gevent.Timeout(GUARD):
+            agent.hello([TEST])
+            agent.on_stop(TEST, stops.append)
+            coordinator.close()  # the controller is gone (kill -9)
+            while not stops:
+                gevent.sleep(0.05)
+            assert "silent" in stops[0] and "was running and listening" in stops[0]
+            with pytest.raises(LinkError, match="stopped answering"):
+                agent.claim(TEST)
+    finally:
+        agent.close()
