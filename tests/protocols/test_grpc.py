@@ -94,5 +94,5 @@ def test_without_init_gevent_a_call_blocks_every_user(
     # not send its own call while the first one waited for it.
     count, failures = run.requests("test_grpc.py::test_turns")["gRPC /demo.Echo/Barrier"]
     assert count == 2 and failures >= 1
-    messages = {g["message"] for g in run.errors("test_grpc.py::test_turns")}
-    assert messages == {"DEADLINE_EXCEEDED: Deadline Exceeded"}
+    kinds = {g["message"].split(":")[0] for g in run.errors("test_grpc.py::test_turns")}
+    assert kinds == {"DEADLINE_EXCEEDED"}
