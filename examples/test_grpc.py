@@ -49,9 +49,12 @@ def grpc_target():
 
 @pytest.fixture
 def echo_channel(grpc_target):
-    """One channel (one HTTP/2 connection) per virtual user, every call on it measured."""
-    channel = grpc.intercept_channel(grpc.insecure_channel(grpc_target), Measured())
-    yield channel
+    """One channel per virtual user, with its own connection, every call on it measured."""
+    # By default grpc shares one connection among all channels to the same target: a local
+    # subchannel pool gives each user its own, as separate clients would have.
+    own_connection = [("grpc.use_local_subchannel_pool", 1)]
+    channel = grpc.insecure_channel(grpc_target, options=own_connection)
+    yield grpc.intercept_channel(channel, Measured())
     channel.close()
 
 

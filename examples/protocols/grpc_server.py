@@ -5,6 +5,8 @@
 
 - ``Echo``: returns the request.
 - ``Fail``: fails with status ``INVALID_ARGUMENT`` and the request as details.
+- ``Peer``: returns the caller's address as the server sees it (``ipv4:127.0.0.1:PORT``): one
+  per connection.
 - ``Barrier``: the request is ``N KEY``; the reply ``go`` comes only once N calls with this
   KEY are in flight (``timeout`` after 10 s). Callers taking turns would never all be waiting.
 """
@@ -38,6 +40,10 @@ def fail(request: bytes, context: Any) -> bytes:
     raise AssertionError("abort() raises")
 
 
+def peer(request: bytes, context: Any) -> bytes:
+    return str(context.peer()).encode()
+
+
 def barrier(request: bytes, context: Any) -> bytes:
     parts = request.split()
     if len(parts) != 2 or not parts[0].isdigit() or not 1 <= int(parts[0]) < WORKERS:
@@ -59,6 +65,7 @@ def main() -> None:
         {
             "Echo": grpc.unary_unary_rpc_method_handler(echo),
             "Fail": grpc.unary_unary_rpc_method_handler(fail),
+            "Peer": grpc.unary_unary_rpc_method_handler(peer),
             "Barrier": grpc.unary_unary_rpc_method_handler(barrier),
         },
     )

@@ -23,6 +23,10 @@ def user(echo_channel, swarm_user):
     if swarm_user.iteration == 0:
         # Answered only once all 4 calls are in flight: users taking turns never get b"go".
         assert echo_channel.unary_unary("/demo.Echo/Barrier")(b"4 {key}", timeout=60) == b"go"
+    # The client's address as the server saw it: one per connection.
+    peer = echo_channel.unary_unary("/demo.Echo/Peer")(b"", timeout=30).decode()
+    with open("peers.log", "a", encoding="utf-8") as log:
+        log.write(peer + "\\n")
     assert echo_channel.unary_unary("/demo.Echo/Echo")(b"ping", timeout=30) == b"ping"
     with pytest.raises(grpc.RpcError) as info:  # the caller still gets the failed call's error
         echo_channel.unary_unary("/demo.Echo/Fail")(b"no such order", timeout=30)
@@ -50,9 +54,13 @@ def test_the_interceptor_records_every_call_and_users_run_at_once(
     test = "test_grpc.py::test_calls#1"
     assert run.requests(test) == {
         "gRPC /demo.Echo/Barrier": (4, 0),  # all 4 users had a call in flight at once
+        "gRPC /demo.Echo/Peer": (12, 0),
         "gRPC /demo.Echo/Echo": (12, 0),
         "gRPC /demo.Echo/Fail": (12, 12),  # the only failures: none counted twice
     }
+    # Each user kept its own connection for all its calls (grpc would share one by default).
+    peers = (pytester.path / "peers.log").read_text(encoding="utf-8").split()
+    assert (len(peers), len(set(peers))) == (12, 4)
     [group] = run.errors(test)
     assert (group["name"], group["kind"], group["message"], group["count"]) == (
         "gRPC /demo.Echo/Fail",
