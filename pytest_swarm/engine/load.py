@@ -170,7 +170,8 @@ def run_load(
     elif result.total.count == 0:
         result.problems.append(
             "no sample at all was recorded (the body made no request and never failed); "
-            "a load test without measurements cannot pass"
+            "a load test without measurements cannot pass: time other protocols with "
+            "`with pytest_swarm.measure(name):`"
         )
     return LoadOutcome(result, summary, spec)
 
