@@ -22,6 +22,7 @@ from typing import Any
 
 import zmq
 
+from pytest_swarm import __version__
 from pytest_swarm.cluster.controller_link import Coordinator
 from pytest_swarm.cluster.wire import decode, encode
 from pytest_swarm.stats.histogram import Histogram
@@ -54,7 +55,7 @@ def worker_process(args: tuple[str, list[str], int, int, int, int, mp.Queue]) ->
             s.setsockopt(zmq.IDENTITY, wid.encode())
             s.setsockopt(zmq.LINGER, 5000)
             s.connect(address)
-            s.send(encode("hello", worker=wid, version="sim", load_tests=[TEST]))
+            s.send(encode("hello", worker=wid, version=__version__, load_tests=[TEST]))
             socks[wid] = s
         # Everything is encoded before the clock starts, so the fake workers only move bytes
         # and do not compete with the controller for the CPU during the measured phase.
@@ -68,9 +69,9 @@ def worker_process(args: tuple[str, list[str], int, int, int, int, mp.Queue]) ->
                 delta = make_delta(rng, names, requests)
                 for e in delta.entries.values():
                     reference.merge(e.hist)
-                row.append(
-                    encode(kind, test=TEST, seq=second, delta=delta.to_wire(), cpu=10.0, lag=0.001)
-                )
+                extra = {"lost": 0} if kind == "final" else {}
+                body = {"seq": second, "delta": delta.to_wire(), "cpu": 10.0, "lag": 0.001}
+                row.append(encode(kind, test=TEST, **body, **extra))
                 sent += len(delta.entries)
             frames.append(row)
         for s in socks.values():
