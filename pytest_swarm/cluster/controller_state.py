@@ -20,7 +20,7 @@ from typing import Any
 
 from ..engine.link import LiveStatus, live_status
 from ..stats.aggregator import Aggregator
-from ..stats.snapshot import check_wire
+from ..stats.snapshot import Snapshot, check_wire
 from .wire import Message, WireError, encode, pack_timeline
 
 Outbox = list[tuple[str, bytes]]
@@ -407,18 +407,39 @@ class Control:
         result = agg.result(duration=max(end - run.release_time, 0.0))
         problems += [p for p in result.problems if not _about_lost(p, run.lost)]
         h = result.health
-        return encode(
-            "result",
-            test=run.test,
-            snapshot=result.snapshot.to_wire(),
-            duration=result.duration,
-            problems=problems,
-            timeline=pack_timeline(
-                (p.t, p.users, p.requests, p.failures, p.p50, p.p95) for p in result.timeline
-            ),
-            health=[h.cpu_max, h.lag_max, h.saturated],
-            workers=len(run.released),
-        )
+        try:
+            return encode(
+                "result",
+                test=run.test,
+                snapshot=result.snapshot.to_wire(),
+                duration=result.duration,
+                problems=problems,
+                timeline=pack_timeline(
+                    (p.t, p.users, p.requests, p.failures, p.p50, p.p95) for p in result.timeline
+                ),
+                health=[h.cpu_max, h.lag_max, h.saturated],
+                workers=len(run.released),
+            )
+        except WireError as exc:
+            # A result too large for one frame must still end the test: the reporting worker
+            # gets an error result with the reason instead of waiting for a frame that can
+            # never be sent (its requests for the result would be answered with nothing).
+            total = result.total
+            problems.append(
+                f"the merged result could not be sent to the reporting worker ({exc}): "
+                f"{total.count} requests under {len(result.snapshot.entries)} names; give "
+                "requests a name= that groups them"
+            )
+            return encode(
+                "result",
+                test=run.test,
+                snapshot=Snapshot().to_wire(),
+                duration=result.duration,
+                problems=problems[:100],
+                timeline=pack_timeline(()),
+                health=[h.cpu_max, h.lag_max, h.saturated],
+                workers=len(run.released),
+            )
 
     def reporter_of(self, item: str) -> str | None:
         return self.reporters.get(item)

@@ -507,3 +507,28 @@ def test_unexpected_message_kind_is_rejected() -> None:
     assert swarm.send("gw0", "welcome", interval=1.0) == []
     assert swarm.send("gw0", "go", test=TEST, index=0, workers=1) == []
     assert swarm.control.rejected == 2
+
+
+def test_a_result_too_large_for_one_frame_is_an_error_result_not_a_hang(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import pytest_swarm.cluster.controller_state as state
+    from pytest_swarm.cluster.wire import WireError
+
+    real = state.encode
+
+    def encode(kind: str, **body: Any) -> bytes:
+        # The full result does not fit (as with thousands of wide names); the rest does.
+        if kind == "result" and body["snapshot"] != Snapshot().to_wire():
+            raise WireError("result message of 9000000 bytes exceeds 8388608")
+        return real(kind, **body)
+
+    monkeypatch.setattr(state, "encode", encode)
+    swarm = Swarm("gw0")
+    swarm.release()
+    swarm.final("gw0", 0, delta([1000, 2000]))
+    body = result_of(swarm.ask("gw0"), "gw0")
+    assert Snapshot.from_wire(body["snapshot"]).total().hist.total == 0
+    [problem] = body["problems"]
+    assert "could not be sent to the reporting worker" in problem
+    assert "2 requests under 1 names" in problem
