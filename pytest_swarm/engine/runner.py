@@ -205,9 +205,15 @@ def _graceful_signals(interrupt: Callable[[str], None]) -> Iterator[None]:
         yield
         return
     previous: dict[signal.Signals, Any] = {}
+    loop = gevent.get_hub().loop
 
     def handler(signum: int, frame: FrameType | None) -> None:
-        interrupt(signal.Signals(signum).name)
+        # Not here: a Python signal handler runs in whatever greenlet is current, between two
+        # of its bytecodes, e.g. in a user just resumed by its timer but not yet out of the
+        # crowd's sleepers; waking the sleepers from there switched into that user later, in
+        # the middle of a socket wait (InvalidSwitchError in its teardown, a lost logout).
+        # The event loop runs the interrupt as a callback, where no user is mid-step.
+        loop.run_callback_threadsafe(interrupt, signal.Signals(signum).name)
 
     for sig in STOP_SIGNALS:
         previous[sig] = signal.signal(sig, handler)
