@@ -305,7 +305,12 @@ def format_ratio(r: float) -> str:
     return f"{percent:.2g}%" if abs(percent) < 0.01 else f"{percent:.2f}%"
 
 
-def _format_measured(metric: str, value: float) -> str:
+def format_measured(metric: str, value: float) -> str:
+    """A measured value in its metric's unit, as the verdict table shows it.
+
+    >>> format_measured("p95", 0.0172), format_measured("error_rate", 0.018)
+    ('17.2ms', '1.80%')
+    """
     if _is_time(metric):
         return format_seconds(value)
     if metric == "error_rate":
@@ -353,7 +358,7 @@ class Verdict:
         for outcome in self.outcomes:
             shown = outcome.detail
             if outcome.measured is not None:
-                shown = f"measured {_format_measured(outcome.objective.metric, outcome.measured)}"
+                shown = f"measured {format_measured(outcome.objective.metric, outcome.measured)}"
             status = "met" if outcome.met else "MISSED"
             line = f"  {status:<6}  {outcome.label():<{width}}  {shown}"
             if outcome.objective.implicit:

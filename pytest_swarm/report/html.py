@@ -22,8 +22,7 @@ from typing import Any
 from hdrh.histogram import HdrHistogram
 
 from .. import __version__
-from ..objectives import ObjectiveError, parse_objective
-from ..objectives import _format_measured as _format_measured
+from ..objectives import ObjectiveError, format_measured, parse_objective
 
 # Percentiles of the distribution chart: HdrHistogram's plotter steps halve the remaining tail.
 DISTRIBUTION_LEVELS = (
@@ -89,7 +88,7 @@ def _measured(objective: object, value: object) -> str:
         metric = parse_objective(str(objective)).metric
     except ObjectiveError:
         return _num(value)
-    return _format_measured(metric, float(value))
+    return format_measured(metric, float(value))
 
 
 def _row(name: str, e: dict[str, Any], css: str = "") -> str:
