@@ -12,7 +12,7 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 # The wire protocol between xdist workers and the controller; a mismatch is refused.
-PROTOCOL_VERSION = 2
+PROTOCOL_VERSION = 3
 
 __all__ = ["PROTOCOL_VERSION", "__version__", "measure"]
 

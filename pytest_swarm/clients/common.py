@@ -47,11 +47,12 @@ def status_message(status_code: int, reason: str | None) -> str:
 class CatchMixin:
     """``with client.get(..., catch_response=True) as r:`` — the block decides.
 
-    The class using it sets ``_swarm = (recorder, name, elapsed)``, ``_error`` (a connection
+    The class using it sets ``_swarm = (recorder, name, elapsed, size)`` (size: content bytes
+    received), ``_error`` (a connection
     error or None) and ``_verdict = None``, and has ``status_code`` and ``reason``.
     """
 
-    _swarm: tuple[Recorder, str, float]
+    _swarm: tuple[Recorder, str, float, int]
     _error: BaseException | None
     _verdict: BaseException | str | bool | None
     status_code: int
@@ -71,26 +72,34 @@ class CatchMixin:
     def __exit__(self, *exc_info: Any) -> None:
         # (type, value, traceback), typed loosely to match requests.Response.__exit__.
         exc: BaseException | None = exc_info[1] if len(exc_info) > 1 else None
-        recorder, name, elapsed = self._swarm
+        recorder, name, elapsed, size = self._swarm
         if exc is not None and self._verdict is None:
             # The block raised: the request fails with that error, and the iteration fails too
             # but is not counted a second time.
-            recorder.record_failure(name, elapsed, type(exc).__name__, error_message(exc), exc)
+            recorder.record_failure(
+                name, elapsed, type(exc).__name__, error_message(exc), exc, size=size
+            )
             exc._swarm_recorded = True  # type: ignore[attr-defined]
             return
         verdict = self._verdict
         if verdict is True:
-            recorder.record(name, elapsed)
+            recorder.record(name, elapsed, size)
         elif isinstance(verdict, BaseException):
-            recorder.record_failure(name, elapsed, type(verdict).__name__, error_message(verdict))
+            recorder.record_failure(
+                name, elapsed, type(verdict).__name__, error_message(verdict), size=size
+            )
         elif isinstance(verdict, str):
-            recorder.record_failure(name, elapsed, "Failure", verdict[:200])
+            recorder.record_failure(name, elapsed, "Failure", verdict[:200], size=size)
         elif self._error is not None:
             err = self._error
             recorder.record_failure(name, elapsed, type(err).__name__, error_message(err))
         elif self.status_code >= 400:
             recorder.record_failure(
-                name, elapsed, "HTTPError", status_message(self.status_code, self.reason)
+                name,
+                elapsed,
+                "HTTPError",
+                status_message(self.status_code, self.reason),
+                size=size,
             )
         else:
-            recorder.record(name, elapsed)
+            recorder.record(name, elapsed, size)

@@ -166,7 +166,7 @@ class CatchFastResponse(CatchMixin, FastResponse):
         super().__init__(r.status_code, r.reason, r._raw, r.content, r.url, r.error)
         self._headers = r._headers
         self.elapsed = r.elapsed
-        self._swarm = (recorder, name, elapsed)
+        self._swarm = (recorder, name, elapsed, len(r.content))
         self._error = r.error
         self._verdict = None
 
@@ -350,10 +350,14 @@ class FastHttpSession:
             return CatchFastResponse(response, self.recorder, name, elapsed)
         if response.status_code >= 400:
             self.recorder.record_failure(
-                name, elapsed, "HTTPError", status_message(response.status_code, response.reason)
+                name,
+                elapsed,
+                "HTTPError",
+                status_message(response.status_code, response.reason),
+                size=len(response.content),
             )
         else:
-            self.recorder.record(name, elapsed)
+            self.recorder.record(name, elapsed, len(response.content))
         return response
 
     def _extra_headers(

@@ -116,10 +116,14 @@ class HttpSession(requests.Session):
         elapsed = time.perf_counter() - start
         if catch_response:
             return CatchResponse(response, self.recorder, name, elapsed, None)
+        # Content bytes as Locust counts them (the decoded body); 0 for an unread stream.
+        size = len(content) if isinstance(content := response._content, bytes) else 0
         if response.status_code >= 400:
-            self.recorder.record_failure(name, elapsed, "HTTPError", _status_message(response))
+            self.recorder.record_failure(
+                name, elapsed, "HTTPError", _status_message(response), size=size
+            )
         else:
-            self.recorder.record(name, elapsed)
+            self.recorder.record(name, elapsed, size)
         return response
 
     def _read_body(self, response: requests.Response) -> None:
@@ -182,6 +186,7 @@ class CatchResponse(CatchMixin, requests.Response):
         self.__dict__.update(response.__dict__)
         if error is not None:
             self.raise_for_status = response.raise_for_status  # type: ignore[method-assign]
-        self._swarm = (recorder, name, elapsed)
+        content = response._content
+        self._swarm = (recorder, name, elapsed, len(content) if isinstance(content, bytes) else 0)
         self._error = error
         self._verdict = None

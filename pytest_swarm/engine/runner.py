@@ -327,7 +327,7 @@ class Runner:
                             self.name, time.perf_counter() - t0, kind, message, exc
                         )
                 busy.discard(index)
-                recorder.iterations += 1
+                recorder.record_iteration(time.perf_counter() - t0)
                 info.iteration += 1
                 if limit is not None and info.iteration >= limit:
                     break

@@ -75,6 +75,8 @@ class Aggregator:
         # Snapshot only when asked (see totals). Errors, iterations and setup failures in _rest.
         self._hists: dict[str, Accumulator] = {}
         self._failures: dict[str, int] = {}
+        self._sizes: dict[str, int] = {}
+        self._iteration = Accumulator()
         self._rest = Snapshot()
         self.sources: dict[str, SourceState] = {}
         self._seconds: dict[int, _Second] = {}
@@ -121,16 +123,18 @@ class Aggregator:
                 second = self._seconds[key] = _Second()
             seconds.append(second)
         self._last_second = max(self._last_second, keys[-1])
-        hists, fails, rest = self._hists, self._failures, self._rest
+        hists, fails, sizes, rest = self._hists, self._failures, self._sizes, self._rest
         requests = failures = 0
         if isinstance(delta, WireDelta):
-            for name, checked, failed in delta.entries:
+            for (name, checked, failed), size in zip(delta.entries, delta.sizes, strict=True):
                 acc = hists.get(name)
                 if acc is None:
                     acc = hists[name] = Accumulator()
-                    fails[name] = 0
+                    fails[name] = sizes[name] = 0
                 acc.merge(checked)
                 fails[name] += failed
+                sizes[name] += size
+            self._iteration.merge(delta.iteration)
             for name, kind, message, count, sample in delta.errors:
                 rest.add_error(name, kind, message, sample, count)
             for second in seconds:
@@ -142,15 +146,17 @@ class Aggregator:
                 acc = hists.get(name)
                 if acc is None:
                     acc = hists[name] = Accumulator()
-                    fails[name] = 0
+                    fails[name] = sizes[name] = 0
                 acc.merge_histogram(entry.hist)
                 fails[name] += entry.failures
+                sizes[name] += entry.size
                 for second in seconds:
                     second.hist.merge(entry.hist)
                 requests += entry.hist.total
                 failures += entry.failures
             for group in delta.errors.values():
                 rest.add_error(group.name, group.kind, group.message, group.sample, group.count)
+            self._iteration.merge_histogram(delta.iteration)
         self.requests += requests
         self.failures += failures
         # Counts split exactly over the seconds covered (the remainder to the earliest), so
@@ -162,6 +168,7 @@ class Aggregator:
             second.users = self.users
         rest.iterations += delta.iterations
         rest.setup_failures += delta.setup_failures
+        rest.dropped += delta.dropped
         rest.fold_errors()  # each delta is bounded, their sum over a long run is not
         return True
 
@@ -193,10 +200,15 @@ class Aggregator:
     def totals(self) -> Snapshot:
         """Everything merged so far, as a new Snapshot."""
         snap = Snapshot(
-            entries={n: Entry(a.histogram(), self._failures[n]) for n, a in self._hists.items()},
+            entries={
+                n: Entry(a.histogram(), self._failures[n], self._sizes[n])
+                for n, a in self._hists.items()
+            },
             iterations=self._rest.iterations,
             users=self.users,
             setup_failures=self._rest.setup_failures,
+            dropped=self._rest.dropped,
+            iteration=self._iteration.histogram(),
         )
         for g in self._rest.errors.values():
             snap.add_error(g.name, g.kind, g.message, g.sample, g.count)

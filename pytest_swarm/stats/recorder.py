@@ -91,8 +91,11 @@ class Recorder:
     __slots__ = (
         "_errors",
         "_failures",
+        "_iteration",
         "_names",
+        "_sizes",
         "_values",
+        "dropped",
         "folded",
         "iterations",
         "setup_failures",
@@ -105,8 +108,11 @@ class Recorder:
         # request path (a third of the cost of record()).
         self._values: defaultdict[str, list[float]] = defaultdict(list)
         self._failures: dict[str, int] = {}
+        self._sizes: defaultdict[str, int] = defaultdict(int)
+        self._iteration: list[float] = []
         self._errors = Snapshot()
         self.iterations = 0
+        self.dropped = 0  # open model: iterations dropped past the bound (see workload/)
         self.users = 0
         self.setup_failures = 0
         # Raw name -> the name it is recorded under, for the whole load (not reset by drain):
@@ -114,11 +120,20 @@ class Recorder:
         self._names: dict[str, str] = {}
         self.folded = 0  # requests counted under OTHER_NAME because names ran out
 
-    def record(self, name: str, elapsed_s: float) -> None:
-        """A successful request that took ``elapsed_s`` seconds."""
+    def record(self, name: str, elapsed_s: float, size: int = 0) -> None:
+        """A successful request that took ``elapsed_s`` seconds and received ``size`` bytes
+        of content (0 when unknown)."""
         # Names are bounded at the drain, once per name and interval, not here: this stays
-        # one dict lookup and one append.
+        # one dict lookup and one append (and one add when there is a size).
         self._values[name].append(elapsed_s)
+        if size:
+            self._sizes[name] += size
+
+    def record_iteration(self, elapsed_s: float) -> None:
+        """One iteration ended (passed or failed) ``elapsed_s`` seconds after its start: the
+        body's own start in the closed model, its due start in the open model."""
+        self._iteration.append(elapsed_s)
+        self.iterations += 1
 
     def _admit(self, name: str) -> str:
         """The name a request named ``name`` is recorded under (see the module docstring)."""
@@ -143,10 +158,13 @@ class Recorder:
         kind: str,
         message: str,
         exc: BaseException | None = None,
+        size: int = 0,
     ) -> None:
         """A failed request (or iteration): counted, timed, and grouped by error."""
         self._values[name].append(elapsed_s)
         self._failures[name] = self._failures.get(name, 0) + 1
+        if size:
+            self._sizes[name] += size
         self.add_error(name, kind, message, exc)
 
     def add_error(
@@ -176,6 +194,8 @@ class Recorder:
         snap, self._errors = self._errors, Snapshot()
         values, self._values = self._values, defaultdict(list)
         failures, self._failures = self._failures, {}
+        sizes, self._sizes = self._sizes, defaultdict(int)
+        iteration, self._iteration = self._iteration, []
         names, admit = self._names, self._admit
         folded: set[str] = set()
         for name, samples in values.items():
@@ -186,9 +206,12 @@ class Recorder:
             entry = snap.entry(recorded)
             entry.hist.record_values([int(s * 1_000_000) for s in samples])
             entry.failures += failures.get(name, 0)
+            entry.size += sizes.get(name, 0)
         if folded:
             _fold_error_names(snap, folded)
+        snap.iteration.record_values([int(s * 1_000_000) for s in iteration])
         snap.iterations, self.iterations = self.iterations, 0
+        snap.dropped, self.dropped = self.dropped, 0
         snap.setup_failures, self.setup_failures = self.setup_failures, 0
         snap.users = self.users
         return snap

@@ -52,6 +52,16 @@ class EntryResult:
         return self._entry.failures
 
     @property
+    def size(self) -> int:
+        """Bytes of content received in all (0 when the client did not say)."""
+        return self._entry.size
+
+    @property
+    def avg_size(self) -> float:
+        """Mean content bytes per request (Locust's "Average Content Size")."""
+        return self._entry.size / self.count if self.count else 0.0
+
+    @property
     def error_ratio(self) -> float:
         """failures / count (0.0 when nothing was recorded)."""
         return self.failures / self.count if self.count else 0.0
@@ -187,6 +197,24 @@ class RunResult:
     @property
     def total(self) -> EntryResult:
         return EntryResult(self.snapshot.total(), self.duration)
+
+    @property
+    def iterations(self) -> EntryResult:
+        """Iterations and their durations: the body's own in the closed model; from each
+        iteration's due start in the open model, so a stalled target shows (coordinated
+        omission corrected, see ``docs/workload.md``).
+
+        Example:
+            >>> snap = Snapshot(); snap.iteration.record_values([5_000, 900_000])
+            >>> RunResult(snap, duration=1.0).iterations.count
+            2
+        """
+        return EntryResult(Entry(self.snapshot.iteration), self.duration, "iterations")
+
+    @property
+    def dropped(self) -> int:
+        """Open model: iterations never run because no user was free within the bound."""
+        return self.snapshot.dropped
 
     def __getitem__(self, name: str) -> EntryResult:
         entry = self.snapshot.entries.get(name)

@@ -21,7 +21,7 @@ from typing import Any
 
 from .histogram import CheckedWire, Histogram, pack, unpack
 
-_WIRE_KEYS = {"e", "x", "i", "u", "s"}
+_WIRE_KEYS = {"e", "x", "i", "u", "s", "d"}
 # Bounds applied when a snapshot comes off the wire (see from_wire).
 MAX_NAMES = 2_000
 MAX_ERRORS = 500
@@ -41,10 +41,12 @@ class Entry:
 
     hist: Histogram = field(default_factory=Histogram)
     failures: int = 0
+    size: int = 0  # bytes of content received (response bodies, ``measure``'s ``m.size``)
 
     def merge(self, other: Entry) -> None:
         self.hist.merge(other.hist)
         self.failures += other.failures
+        self.size += other.size
 
 
 @dataclass
@@ -73,6 +75,11 @@ class Snapshot:
     # keeps it per worker; within one snapshot it is the number running at its end.
     users: int = 0
     setup_failures: int = 0
+    # Open model: iterations never run because no user was free within the drop bound.
+    dropped: int = 0
+    # Iteration durations: the body's own time in the closed model; in the open model, from
+    # the iteration's due start (coordinated omission corrected, see docs/workload.md).
+    iteration: Histogram = field(default_factory=Histogram)
 
     def entry(self, name: str) -> Entry:
         found = self.entries.get(name)
@@ -92,7 +99,13 @@ class Snapshot:
 
     @property
     def empty(self) -> bool:
-        return not self.entries and not self.errors and not self.iterations
+        return (
+            not self.entries
+            and not self.errors
+            and not self.iterations
+            and not self.dropped
+            and not self.iteration.total
+        )
 
     def total(self) -> Entry:
         """All entries merged: the "Total" row."""
@@ -108,6 +121,8 @@ class Snapshot:
             self.add_error(group.name, group.kind, group.message, group.sample, group.count)
         self.iterations += other.iterations
         self.setup_failures += other.setup_failures
+        self.dropped += other.dropped
+        self.iteration.merge(other.iteration)
         self.users = other.users
 
     def fold_errors(self) -> None:
@@ -129,15 +144,24 @@ class Snapshot:
         errors = _fold_errors(self.errors)
         # The total, coarse, travels last: it only feeds the per-second timeline and the
         # live line, and is checked against the entries (folding keeps every count).
+        # The iteration histogram follows it.
         hists = [e.hist for e in entries.values()]
         hists.append(self.total().hist.coarse())
+        hists.append(self.iteration)
+        values = entries.values()
         return {
-            # [names, failures, every histogram in one blob]: one parse per delta.
-            "e": [list(entries), [e.failures for e in entries.values()], pack(hists)],
+            # [names, failures, every histogram in one blob, sizes]: one parse per delta.
+            "e": [
+                list(entries),
+                [e.failures for e in values],
+                pack(hists),
+                [e.size for e in values],
+            ],
             "x": [[g.name, g.kind, g.message, g.count, g.sample[:MAX_TEXT]] for g in errors],
             "i": self.iterations,
             "u": self.users,
             "s": self.setup_failures,
+            "d": self.dropped,
         }
 
     @classmethod
@@ -153,16 +177,19 @@ class Snapshot:
         """Merge a validated wire snapshot without building Histograms for it first (the
         controller's hot path); same result as ``merge(Snapshot.from_wire(...))``."""
         entries = self.entries
-        for name, hist, failures in delta.entries:
+        for (name, hist, failures), size in zip(delta.entries, delta.sizes, strict=True):
             entry = entries.get(name)
             if entry is None:
                 entry = entries[name] = Entry()
             entry.hist.merge_checked(hist)
             entry.failures += failures
+            entry.size += size
         for name, kind, message, count, sample in delta.errors:
             self.add_error(name, kind, message, sample, count)
         self.iterations += delta.iterations
         self.setup_failures += delta.setup_failures
+        self.dropped += delta.dropped
+        self.iteration.merge_checked(delta.iteration)
         self.users = delta.users
 
 
@@ -176,6 +203,9 @@ class WireDelta:
     users: int
     setup_failures: int
     total: CheckedWire  # all entries merged (computed by the sender, checked here)
+    iteration: CheckedWire
+    sizes: list[int]  # content bytes per entry, in the order of ``entries``
+    dropped: int
 
     @property
     def failures(self) -> int:
@@ -188,19 +218,24 @@ def check_wire(data: Any) -> WireDelta:
     if not isinstance(data, dict) or set(data) != _WIRE_KEYS:
         raise ValueError("snapshot: unexpected fields")
     entries, errors = data["e"], data["x"]
-    if type(entries) is not list or len(entries) != 3:
-        raise ValueError("snapshot: entries are not [names, failures, histograms]")
-    names, failures, blob = entries
+    if type(entries) is not list or len(entries) != 4:
+        raise ValueError("snapshot: entries are not [names, failures, histograms, sizes]")
+    names, failures, blob, sizes = entries
     if type(names) is not list or type(failures) is not list or len(names) != len(failures):
         raise ValueError("snapshot: names and failures do not match")
+    if type(sizes) is not list or len(sizes) != len(names):
+        raise ValueError("snapshot: names and sizes do not match")
+    if sizes and (set(map(type, sizes)) != {int} or min(sizes) < 0):
+        raise ValueError("snapshot: sizes must be non-negative integers")
     if len(names) > MAX_NAMES:
         raise ValueError("snapshot: too many request names")
     if not isinstance(errors, list) or len(errors) > MAX_ERRORS:
         raise ValueError("snapshot: bad or too many error groups")
-    for key in ("i", "u", "s"):
+    for key in ("i", "u", "s", "d"):
         if type(data[key]) is not int or data[key] < 0:
             raise ValueError(f"snapshot: field {key!r} must be a non-negative integer")
-    hists = unpack(blob, len(names) + 1)
+    hists = unpack(blob, len(names) + 2)
+    iteration = hists.pop()
     total = hists.pop()
     # Checks over all entries at once (C-level map/set calls, nothing per entry in Python).
     if names and (set(map(type, names)) != {str} or max(map(len, names)) > MAX_TEXT):
@@ -236,7 +271,17 @@ def check_wire(data: Any) -> WireDelta:
     )
     if tuple(total[2:]) != expected:
         raise ValueError("snapshot: the total does not match the entries")
-    return WireDelta(checked_entries, checked_errors, data["i"], data["u"], data["s"], total)
+    return WireDelta(
+        checked_entries,
+        checked_errors,
+        data["i"],
+        data["u"],
+        data["s"],
+        total,
+        iteration,
+        sizes,
+        data["d"],
+    )
 
 
 def _fold_entries(entries: dict[str, Entry]) -> dict[str, Entry]:

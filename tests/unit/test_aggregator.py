@@ -306,3 +306,21 @@ def test_a_long_report_interval_still_gives_a_per_second_timeline() -> None:
     assert points[0].p50 == 0.001 and points[7].p50 == 0.002 and points[11].p50 == 0.003
     assert agg.recent(now=12.03)[0] == 100.0
     assert sum(p.requests for p in agg.result(duration=12.0).timeline) == 1200
+
+
+@pytest.mark.parametrize("off_the_wire", [False, True], ids=["snapshot", "wire"])
+def test_sizes_iterations_and_dropped_are_summed_over_sources(off_the_wire: bool) -> None:
+    from pytest_swarm.stats.snapshot import check_wire
+
+    agg = Aggregator(start=0.0)
+    for seq, source in enumerate(["gw0", "gw1"]):
+        rec = Recorder()
+        rec.record("GET /", 0.001, 1000 * (seq + 1))
+        rec.record_iteration(0.010 * (seq + 1))
+        rec.dropped = seq + 1
+        delta = rec.drain()
+        agg.add(source, 0, check_wire(delta.to_wire()) if off_the_wire else delta, 0.5, True)
+    result = agg.result(duration=1.0)
+    assert result["GET /"].size == 3000 and result["GET /"].avg_size == 1500
+    assert result.iterations.count == 2 and 0.019 < result.iterations.max < 0.021
+    assert result.dropped == 3

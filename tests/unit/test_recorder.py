@@ -11,7 +11,14 @@ from hypothesis import strategies as st
 
 import pytest_swarm.stats.recorder as recorder_module
 from pytest_swarm.stats.histogram import Histogram
-from pytest_swarm.stats.recorder import MAX_ERROR_GROUPS, OTHER_ERRORS, OTHER_NAME, Recorder
+from pytest_swarm.stats.recorder import (
+    MAX_ERROR_GROUPS,
+    MAX_RECORDED_NAMES,
+    OTHER_ERRORS,
+    OTHER_NAME,
+    Recorder,
+    RequestNamesFolded,
+)
 from pytest_swarm.stats.snapshot import MAX_ERRORS, MAX_NAMES, Snapshot
 
 
@@ -249,3 +256,30 @@ def test_warning_as_error_does_not_break_the_drain() -> None:
         warnings.simplefilter("error")
         snap = rec.drain()
     assert sum(e.hist.total for e in snap.entries.values()) == 2_100
+
+
+def test_sizes_iterations_and_dropped_are_drained_per_interval() -> None:
+    rec = Recorder()
+    rec.record("GET /", 0.001, 100)
+    rec.record("GET /", 0.001)  # size unknown: counted as a request, adds no bytes
+    rec.record_failure("GET /", 0.002, "HTTPError", "500", size=30)
+    rec.record_iteration(0.004)
+    rec.record_iteration(0.9)
+    rec.dropped += 3
+    snap = rec.drain()
+    assert snap.entries["GET /"].size == 130
+    assert (snap.iterations, snap.iteration.total, snap.dropped) == (2, 2, 3)
+    assert 890_000 <= snap.iteration.max_us <= 910_000
+    again = rec.drain()
+    assert (again.iterations, again.iteration.total, again.dropped) == (0, 0, 0)
+    assert "GET /" not in again.entries
+
+
+def test_sizes_follow_a_folded_name() -> None:
+    # A name past the bound is counted under OTHER_NAME: its bytes go there too.
+    rec = Recorder()
+    rec._names = {f"n{i}": f"n{i}" for i in range(MAX_RECORDED_NAMES)}
+    with pytest.warns(RequestNamesFolded):
+        rec.record("one too many", 0.001, 7)
+        snap = rec.drain()
+    assert snap.entries[OTHER_NAME].size == 7

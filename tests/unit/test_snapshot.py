@@ -50,7 +50,11 @@ def snapshots(draw: Any) -> tuple[Snapshot, dict[str, list[int]]]:
             draw(st.sampled_from(["", "Traceback A", "Traceback B"])),
             draw(st.integers(1, 5)),
         )
+    for name in snap.entries:
+        snap.entries[name].size = draw(st.integers(0, 10**12))
     snap.iterations = draw(st.integers(0, 100))
+    snap.iteration.record_values(draw(st.lists(latency, max_size=8)))
+    snap.dropped = draw(st.integers(0, 100))
     snap.users = draw(st.integers(0, 50))
     snap.setup_failures = draw(st.integers(0, 3))
     return snap, raw
@@ -278,15 +282,16 @@ def _set(key: str, value: Any) -> dict[str, Any]:
 
 
 def _blob(*hists: Histogram) -> bytes:
-    """The histograms of a delta's entries, then their coarse total, as the wire packs them."""
+    """The histograms of a delta's entries, then their coarse total and the (empty) iteration
+    histogram, as the wire packs them."""
     total = Histogram()
     for h in hists:
         total.merge(h)
-    return pack([*hists, total.coarse()])
+    return pack([*hists, total.coarse(), Histogram()])
 
 
 def _entry(failures: Any = 0, name: Any = "GET /") -> dict[str, Any]:
-    return _set("e", [[name], [failures], _blob(HIST)])
+    return _set("e", [[name], [failures], _blob(HIST), [0]])
 
 
 def _group(item: Any) -> dict[str, Any]:
@@ -294,7 +299,7 @@ def _group(item: Any) -> dict[str, Any]:
 
 
 def _names(n: int) -> dict[str, Any]:
-    return _set("e", [[f"n{i}" for i in range(n)], [0] * n, _blob(*[Histogram()] * n)])
+    return _set("e", [[f"n{i}" for i in range(n)], [0] * n, _blob(*[Histogram()] * n), [0] * n])
 
 
 def _groups(n: int) -> dict[str, Any]:
@@ -313,6 +318,10 @@ def _scaled_total(**figures: int) -> Histogram:
     return total
 
 
+def _total_with(**figures: int) -> dict[str, Any]:
+    return _set("e", [["GET /"], [0], pack([HIST, _scaled_total(**figures), Histogram()]), [0]])
+
+
 OTHER = Histogram()
 OTHER.record_values([3000])
 LONG = "x" * (MAX_TEXT + 1)
@@ -323,9 +332,9 @@ MALFORMED: dict[str, Any] = {
     "missing field": {k: v for k, v in _valid().items() if k != "s"},
     "extra field": {**_valid(), "z": 0},
     "entries as a dict": _set("e", {"GET /": [HIST.to_wire(), 0]}),
-    "entries of 2": _set("e", [["GET /"], [0]]),
-    "names not a list": _set("e", [("GET /",), [0], _blob(HIST)]),
-    "fewer failures than names": _set("e", [["GET /", "b"], [0], _blob(HIST, HIST)]),
+    "entries of 3": _set("e", [["GET /"], [0], _blob(HIST)]),
+    "names not a list": _set("e", [("GET /",), [0], _blob(HIST), [0]]),
+    "fewer failures than names": _set("e", [["GET /", "b"], [0], _blob(HIST, HIST), [0, 0]]),
     "too many names": _names(MAX_NAMES + 1),
     "errors not a list": _set("x", {}),
     "too many error groups": _groups(MAX_ERRORS + 1),
@@ -335,11 +344,12 @@ MALFORMED: dict[str, Any] = {
     "string iterations": _set("i", "2"),
     "non-string name": _entry(name=5),
     "long name": _entry(name=LONG),
-    "histograms not bytes": _set("e", [["GET /"], [0], "hist"]),
-    "bad histogram blob": _set("e", [["GET /"], [0], bytes(8)]),
-    "no total in the blob": _set("e", [["GET /"], [0], pack([HIST])]),
-    "total of other values": _set("e", [["GET /"], [0], pack([HIST, OTHER])]),
-    "one histogram too many": _set("e", [["GET /"], [0], _blob(HIST, HIST)]),
+    "histograms not bytes": _set("e", [["GET /"], [0], "hist", [0]]),
+    "bad histogram blob": _set("e", [["GET /"], [0], bytes(8), [0]]),
+    "no total in the blob": _set("e", [["GET /"], [0], pack([HIST, Histogram()]), [0]]),
+    "no iteration histogram": _set("e", [["GET /"], [0], pack([HIST, HIST.coarse()]), [0]]),
+    "total of other values": _set("e", [["GET /"], [0], pack([HIST, OTHER, Histogram()]), [0]]),
+    "one histogram too many": _set("e", [["GET /"], [0], _blob(HIST, HIST), [0]]),
     "failures above count": _entry(3),
     "negative failures": _entry(-1),
     "float failures": _entry(1.0),
@@ -355,12 +365,19 @@ MALFORMED: dict[str, Any] = {
     "negative count": _group(["n", "K", "m", -2, ""]),
     "float count": _group(["n", "K", "m", 1.5, ""]),
     "bool count": _group(["n", "K", "m", True, ""]),
+    # Content sizes (one per entry) and the open model's dropped count.
+    "no sizes": _set("e", [["GET /"], [0], _blob(HIST), []]),
+    "sizes not a list": _set("e", [["GET /"], [0], _blob(HIST), 0]),
+    "negative size": _set("e", [["GET /"], [0], _blob(HIST), [-1]]),
+    "float size": _set("e", [["GET /"], [0], _blob(HIST), [1.0]]),
+    "negative dropped": _set("d", -1),
+    "bool dropped": _set("d", False),
     # Issue 8 (wire validation): a name twice would be merged twice into one row.
-    "duplicate names": _set("e", [["GET /", "GET /"], [0, 0], _blob(HIST, HIST)]),
+    "duplicate names": _set("e", [["GET /", "GET /"], [0, 0], _blob(HIST, HIST), [0, 0]]),
     # The coarse total checked by every figure, not by its count only.
-    "total with another sum": _set("e", [["GET /"], [0], pack([HIST, _scaled_total(sum_us=3001)])]),
-    "total with another min": _set("e", [["GET /"], [0], pack([HIST, _scaled_total(min_us=1001)])]),
-    "total with another max": _set("e", [["GET /"], [0], pack([HIST, _scaled_total(max_us=2001)])]),
+    "total with another sum": _total_with(sum_us=3001),
+    "total with another min": _total_with(min_us=1001),
+    "total with another max": _total_with(max_us=2001),
 }
 
 
@@ -368,6 +385,25 @@ MALFORMED: dict[str, Any] = {
 def test_from_wire_rejects_malformed(data: Any) -> None:
     with pytest.raises(ValueError, match=r"snapshot|histogram"):
         Snapshot.from_wire(data)
+
+
+def test_sizes_iterations_and_dropped_travel_and_merge() -> None:
+    # What the reports' content-size column and the open model's figures are built from.
+    a, b = Snapshot(), Snapshot()
+    a.entry("GET /").hist.record_values([1000])
+    a.entry("GET /").size = 120
+    a.iteration.record_values([5000])
+    a.dropped = 2
+    b.entry("GET /").hist.record_values([2000])
+    b.entry("GET /").size = 80
+    b.iteration.record_values([900_000])
+    b.dropped = 1
+    both = wire_copy(a)
+    both.merge_wire(snapshot_module.check_wire(b.to_wire()))
+    assert both.entries["GET /"].size == 200
+    assert both.iteration.total == 2 and both.iteration.max_us >= 900_000
+    assert both.dropped == 3
+    assert not Snapshot(dropped=1).empty and not b.copy().empty
 
 
 def test_valid_fixture_is_valid() -> None:
@@ -380,14 +416,14 @@ junk = st.recursive(
     st.one_of(st.none(), st.booleans(), st.integers(-5, 5), st.text(max_size=3)),
     lambda children: (
         st.lists(children, max_size=5)
-        | st.dictionaries(st.sampled_from(["e", "x", "i", "u", "s", "GET /"]), children)
+        | st.dictionaries(st.sampled_from(["e", "x", "i", "u", "s", "d", "GET /"]), children)
     ),
     max_leaves=25,
 )
 
 
 @settings(max_examples=60, deadline=None)
-@given(st.sampled_from(["e", "x", "i", "u", "s"]), junk)
+@given(st.sampled_from(["e", "x", "i", "u", "s", "d"]), junk)
 def test_from_wire_on_mutated_wire_raises_only_value_error(key: str, value: Any) -> None:
     try:
         snap = Snapshot.from_wire(_set(key, value))
