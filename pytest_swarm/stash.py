@@ -13,12 +13,14 @@ from typing import TYPE_CHECKING
 
 import pytest
 
+from .feed import Feed
 from .options import SwarmOptions, read_options
 
 if TYPE_CHECKING:
     from .engine.link import Link, LiveStatus
 
 OPTIONS_KEY = pytest.StashKey[SwarmOptions]()
+FEED_KEY = pytest.StashKey[Feed]()
 # Set by the distributed mode on xdist workers: builds the ZeroMQ link for one test.
 LINK_FACTORY_KEY = pytest.StashKey["Callable[[str], Link]"]()
 
@@ -28,6 +30,15 @@ def get_options(config: pytest.Config) -> SwarmOptions:
     if options is None:
         options = config.stash[OPTIONS_KEY] = read_options(config)
     return options
+
+
+def get_feed(config: pytest.Config) -> Feed:
+    """The session's live feed (see :mod:`pytest_swarm.feed`); meaningful in the process that
+    aggregates (one process, or the xdist controller). On an xdist worker nothing publishes."""
+    feed = config.stash.get(FEED_KEY, None)
+    if feed is None:
+        feed = config.stash[FEED_KEY] = Feed()
+    return feed
 
 
 def quiet(config: pytest.Config) -> bool:
