@@ -169,6 +169,7 @@ class Aggregator:
         rest.iterations += delta.iterations
         rest.setup_failures += delta.setup_failures
         rest.dropped += delta.dropped
+        rest.late += delta.late
         rest.fold_errors()  # each delta is bounded, their sum over a long run is not
         return True
 
@@ -208,6 +209,7 @@ class Aggregator:
             users=self.users,
             setup_failures=self._rest.setup_failures,
             dropped=self._rest.dropped,
+            late=self._rest.late,
             iteration=self._iteration.histogram(),
         )
         for g in self._rest.errors.values():

@@ -98,6 +98,7 @@ class Recorder:
         "dropped",
         "folded",
         "iterations",
+        "late",
         "setup_failures",
         "users",
     )
@@ -113,6 +114,7 @@ class Recorder:
         self._errors = Snapshot()
         self.iterations = 0
         self.dropped = 0  # open model: iterations dropped past the bound (see workload/)
+        self.late = 0  # open model: iterations started late past the lateness bound
         self.users = 0
         self.setup_failures = 0
         # Raw name -> the name it is recorded under, for the whole load (not reset by drain):
@@ -212,6 +214,7 @@ class Recorder:
         snap.iteration.record_values([int(s * 1_000_000) for s in iteration])
         snap.iterations, self.iterations = self.iterations, 0
         snap.dropped, self.dropped = self.dropped, 0
+        snap.late, self.late = self.late, 0
         snap.setup_failures, self.setup_failures = self.setup_failures, 0
         snap.users = self.users
         return snap

@@ -216,6 +216,12 @@ class RunResult:
         """Open model: iterations never run because no user was free within the bound."""
         return self.snapshot.dropped
 
+    @property
+    def late(self) -> int:
+        """Open model: iterations that started late (past the lateness bound) for want of a
+        free user; they ran, and ``iterations`` counts their wait."""
+        return self.snapshot.late
+
     def __getitem__(self, name: str) -> EntryResult:
         entry = self.snapshot.entries.get(name)
         if entry is None:

@@ -21,7 +21,7 @@ from typing import Any
 
 from .histogram import CheckedWire, Histogram, pack, unpack
 
-_WIRE_KEYS = {"e", "x", "i", "u", "s", "d"}
+_WIRE_KEYS = {"e", "x", "i", "u", "s", "d", "l"}
 # Bounds applied when a snapshot comes off the wire (see from_wire).
 MAX_NAMES = 2_000
 MAX_ERRORS = 500
@@ -77,6 +77,9 @@ class Snapshot:
     setup_failures: int = 0
     # Open model: iterations never run because no user was free within the drop bound.
     dropped: int = 0
+    # Open model: iterations that started later than the lateness bound after their due time
+    # (no user was free); they ran, and their iteration time includes the wait.
+    late: int = 0
     # Iteration durations: the body's own time in the closed model; in the open model, from
     # the iteration's due start (coordinated omission corrected, see docs/workload.md).
     iteration: Histogram = field(default_factory=Histogram)
@@ -104,6 +107,7 @@ class Snapshot:
             and not self.errors
             and not self.iterations
             and not self.dropped
+            and not self.late
             and not self.iteration.total
         )
 
@@ -122,6 +126,7 @@ class Snapshot:
         self.iterations += other.iterations
         self.setup_failures += other.setup_failures
         self.dropped += other.dropped
+        self.late += other.late
         self.iteration.merge(other.iteration)
         self.users = other.users
 
@@ -162,6 +167,7 @@ class Snapshot:
             "u": self.users,
             "s": self.setup_failures,
             "d": self.dropped,
+            "l": self.late,
         }
 
     @classmethod
@@ -189,6 +195,7 @@ class Snapshot:
         self.iterations += delta.iterations
         self.setup_failures += delta.setup_failures
         self.dropped += delta.dropped
+        self.late += delta.late
         self.iteration.merge_checked(delta.iteration)
         self.users = delta.users
 
@@ -206,6 +213,7 @@ class WireDelta:
     iteration: CheckedWire
     sizes: list[int]  # content bytes per entry, in the order of ``entries``
     dropped: int
+    late: int
 
     @property
     def failures(self) -> int:
@@ -231,7 +239,7 @@ def check_wire(data: Any) -> WireDelta:
         raise ValueError("snapshot: too many request names")
     if not isinstance(errors, list) or len(errors) > MAX_ERRORS:
         raise ValueError("snapshot: bad or too many error groups")
-    for key in ("i", "u", "s", "d"):
+    for key in ("i", "u", "s", "d", "l"):
         if type(data[key]) is not int or data[key] < 0:
             raise ValueError(f"snapshot: field {key!r} must be a non-negative integer")
     hists = unpack(blob, len(names) + 2)
@@ -281,6 +289,7 @@ def check_wire(data: Any) -> WireDelta:
         iteration,
         sizes,
         data["d"],
+        data["l"],
     )
 
 

@@ -318,9 +318,10 @@ def test_sizes_iterations_and_dropped_are_summed_over_sources(off_the_wire: bool
         rec.record("GET /", 0.001, 1000 * (seq + 1))
         rec.record_iteration(0.010 * (seq + 1))
         rec.dropped = seq + 1
+        rec.late = 10
         delta = rec.drain()
         agg.add(source, 0, check_wire(delta.to_wire()) if off_the_wire else delta, 0.5, True)
     result = agg.result(duration=1.0)
     assert result["GET /"].size == 3000 and result["GET /"].avg_size == 1500
     assert result.iterations.count == 2 and 0.019 < result.iterations.max < 0.021
-    assert result.dropped == 3
+    assert result.dropped == 3 and result.late == 20

@@ -55,6 +55,7 @@ def snapshots(draw: Any) -> tuple[Snapshot, dict[str, list[int]]]:
     snap.iterations = draw(st.integers(0, 100))
     snap.iteration.record_values(draw(st.lists(latency, max_size=8)))
     snap.dropped = draw(st.integers(0, 100))
+    snap.late = draw(st.integers(0, 100))
     snap.users = draw(st.integers(0, 50))
     snap.setup_failures = draw(st.integers(0, 3))
     return snap, raw
@@ -372,6 +373,8 @@ MALFORMED: dict[str, Any] = {
     "float size": _set("e", [["GET /"], [0], _blob(HIST), [1.0]]),
     "negative dropped": _set("d", -1),
     "bool dropped": _set("d", False),
+    "negative late": _set("l", -3),
+    "string late": _set("l", "1"),
     # Issue 8 (wire validation): a name twice would be merged twice into one row.
     "duplicate names": _set("e", [["GET /", "GET /"], [0, 0], _blob(HIST, HIST), [0, 0]]),
     # The coarse total checked by every figure, not by its count only.
@@ -394,6 +397,7 @@ def test_sizes_iterations_and_dropped_travel_and_merge() -> None:
     a.entry("GET /").size = 120
     a.iteration.record_values([5000])
     a.dropped = 2
+    a.late = 4
     b.entry("GET /").hist.record_values([2000])
     b.entry("GET /").size = 80
     b.iteration.record_values([900_000])
@@ -402,7 +406,7 @@ def test_sizes_iterations_and_dropped_travel_and_merge() -> None:
     both.merge_wire(snapshot_module.check_wire(b.to_wire()))
     assert both.entries["GET /"].size == 200
     assert both.iteration.total == 2 and both.iteration.max_us >= 900_000
-    assert both.dropped == 3
+    assert both.dropped == 3 and both.late == 4
     assert not Snapshot(dropped=1).empty and not b.copy().empty
 
 
@@ -416,14 +420,14 @@ junk = st.recursive(
     st.one_of(st.none(), st.booleans(), st.integers(-5, 5), st.text(max_size=3)),
     lambda children: (
         st.lists(children, max_size=5)
-        | st.dictionaries(st.sampled_from(["e", "x", "i", "u", "s", "d", "GET /"]), children)
+        | st.dictionaries(st.sampled_from(["e", "x", "i", "u", "s", "d", "l", "GET /"]), children)
     ),
     max_leaves=25,
 )
 
 
 @settings(max_examples=60, deadline=None)
-@given(st.sampled_from(["e", "x", "i", "u", "s", "d"]), junk)
+@given(st.sampled_from(["e", "x", "i", "u", "s", "d", "l"]), junk)
 def test_from_wire_on_mutated_wire_raises_only_value_error(key: str, value: Any) -> None:
     try:
         snap = Snapshot.from_wire(_set(key, value))
