@@ -9,8 +9,10 @@ canned loopback server: the ``local_http`` echo server for well-formed exchanges
 from __future__ import annotations
 
 import base64
+import contextlib
 import gzip
 import json
+import os
 import socket
 import struct
 import threading
@@ -24,7 +26,7 @@ import pytest
 import requests
 import urllib3
 from hostile_http import Hostile, canned, hostile_server
-from local_http import Local, QuietHandler, serve
+from local_http import Local, QuietHandler, closed_port, serve
 
 import pytest_swarm.clients.decoding as decoding_module
 from pytest_swarm.clients.connect import RESOLVER, Connection
@@ -441,6 +443,110 @@ def test_every_address_of_a_host_is_tried(
     # Both cached, the one that worked first from now on.
     assert RESOLVER.addresses(name, port)[0] == (socket.AF_INET, ("127.0.0.1", port))
     assert len(RESOLVER.addresses(name, port)) == 2
+
+
+@contextmanager
+def unanswering(ip: str, port: int) -> Iterator[None]:
+    """A listener on ``ip:port`` that never accepts, its backlog full: further SYNs are dropped,
+    so a connect to it neither succeeds nor fails (a blackholed address, on loopback)."""
+    listener = socket.socket()
+    fillers: list[socket.socket] = []
+    try:
+        listener.bind((ip, port))
+        listener.listen(0)
+        for _ in range(4):  # enough to fill a backlog of 0 (Linux admits backlog + 1)
+            filler = socket.socket()
+            filler.setblocking(False)
+            with contextlib.suppress(BlockingIOError):
+                filler.connect((ip, port))
+            fillers.append(filler)
+        yield
+    finally:
+        for filler in fillers:
+            filler.close()
+        listener.close()
+
+
+def _attempts_to(ip: str, port: int) -> int:
+    """Sockets of this machine connected or connecting to ``ip:port`` (/proc/net/tcp)."""
+    wanted = f"{int.from_bytes(socket.inet_aton(ip), 'little'):08X}:{port:04X}"
+    with open("/proc/net/tcp", encoding="ascii") as table:
+        return sum(1 for line in table if line.split()[2:3] == [wanted])
+
+
+@both
+def test_an_address_that_never_answers_falls_back_to_the_next(
+    kind: str, local: Local, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Happy eyeballs: the first address swallows the SYN, the second is served. Without a
+    fallback the request hangs on the first until its connect timeout and fails."""
+    port = local.server.server_address[1]
+    name = f"blackholed-{kind}.swarm.test"
+    real = socket.getaddrinfo
+    looked_up: list[str] = []
+
+    def fake(host: Any, *args: Any, **kwargs: Any) -> Any:
+        if host == name:
+            looked_up.append(host)
+            return [
+                (socket.AF_INET, socket.SOCK_STREAM, 6, "", ("127.0.0.2", port)),
+                (socket.AF_INET, socket.SOCK_STREAM, 6, "", ("127.0.0.1", port)),
+            ]
+        return real(host, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", fake)
+    try:
+        with unanswering("127.0.0.2", port):
+            attempts = _attempts_to("127.0.0.2", port)  # the fillers'
+            with client(kind, f"http://{name}:{port}", timeout=20) as s:
+                r = s.get("/echo", timeout=20) if kind == "http" else s.get("/echo")
+                assert (r.status_code, getattr(r, "error", None)) == (200, None)
+                s.close()
+                assert s.get("/echo").status_code == 200  # a new connection, the good address
+            # The losing attempt was closed, not left to the garbage collector.
+            assert _attempts_to("127.0.0.2", port) == attempts
+        assert looked_up == [name]  # resolved once, the list cached
+        assert RESOLVER.addresses(name, port)[0] == (socket.AF_INET, ("127.0.0.1", port))
+    finally:
+        RESOLVER.clear()
+
+
+def test_every_address_refusing_is_the_last_refusal(monkeypatch: pytest.MonkeyPatch) -> None:
+    port = closed_port()
+    name = "refused.swarm.test"
+    real = socket.getaddrinfo
+
+    def fake(host: Any, *args: Any, **kwargs: Any) -> Any:
+        if host == name:
+            return [
+                (socket.AF_INET, socket.SOCK_STREAM, 6, "", ("127.0.0.2", port)),
+                (socket.AF_INET, socket.SOCK_STREAM, 6, "", ("127.0.0.1", port)),
+            ]
+        return real(host, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", fake)
+    try:
+        with client("fast", f"http://{name}:{port}", timeout=20) as s:
+            r = s.get("/")
+        assert isinstance(r.error, ConnectionRefusedError)
+    finally:
+        RESOLVER.clear()
+
+
+def test_an_idle_connection_past_descriptor_1024_is_reused(local: Local) -> None:
+    """The liveness check before reuse must not use select(), which refuses descriptors past
+    1024 (a load test with thousands of users has them): every such connection looked dropped."""
+    a, b = socket.socketpair()
+    high = os.dup2(a.fileno(), 1500)
+    try:
+        conn = Connection(socket.socket(fileno=high), None)
+        assert conn.dropped() is False
+        b.sendall(b"x")
+        assert conn.dropped() is True
+        conn.close()
+    finally:
+        a.close()
+        b.close()
 
 
 # -- TLS ------------------------------------------------------------------------------------------
