@@ -7,7 +7,8 @@ Compares, per request, in nanoseconds (best of several repeats, same process, sa
 - ``hdrh.HdrHistogram.record_value`` (what a naive HDR integration pays per request),
 - a bare ``perf_counter`` pair (the timing every client needs anyway), for scale,
 - ``http``'s request path around the request (clock pair, status check, ``record``), beside
-  a ``with measure(name):`` block around nothing (what timing any other protocol costs).
+  a ``with measure(name):`` block around nothing and a ``@measure(name)`` function doing
+  nothing (what timing any other protocol costs; the function call itself is subtracted).
 
 Run:  python benchmarks/recording.py [--requests 200000]
 """
@@ -17,6 +18,7 @@ from __future__ import annotations
 import argparse
 import random
 import time
+from collections.abc import Callable
 
 from hdrh.histogram import HdrHistogram
 
@@ -25,7 +27,7 @@ from pytest_swarm.stats.recorder import Recorder
 from pytest_swarm.timing import recording
 
 
-def best_ns(fn, n: int, repeats: int) -> float:
+def best_ns(fn: Callable[[], object], n: int, repeats: int) -> float:
     best = float("inf")
     for _ in range(repeats):
         t0 = time.perf_counter_ns()
@@ -105,7 +107,23 @@ def main() -> None:
                 with measure(name):
                     pass
 
+    def noop() -> None:
+        pass
+
+    timed_noop = measure("noop")(noop)
+
+    def plain_calls() -> None:
+        for _name, _s in pairs:
+            noop()
+
+    def measure_decorator() -> None:
+        rec = Recorder()
+        with recording(rec):
+            for _name, _s in pairs:
+                timed_noop()
+
     loop = best_ns(empty_loop, n, args.repeats)
+    call = best_ns(plain_calls, n, args.repeats) - loop
     rows = [
         ("perf_counter pair (timing, for scale)", best_ns(perf_counter_pair, n, args.repeats)),
         ("pytest-swarm Recorder.record", best_ns(swarm_record, n, args.repeats)),
@@ -116,6 +134,10 @@ def main() -> None:
         ("hdrh HdrHistogram.record_value", best_ns(hdrh_record, n, max(2, args.repeats // 2))),
         ("http request path (clock, status, record)", best_ns(http_request_path, n, args.repeats)),
         ("measure block (with measure(name): pass)", best_ns(measure_block, n, args.repeats)),
+        (
+            "measure decorator (@measure, net of the call)",
+            best_ns(measure_decorator, n, args.repeats) - call,
+        ),
     ]
     # Net of the benchmark's own loop, so each row is what the call itself costs.
     rows = [(label, max(ns - loop, 0.0)) for label, ns in rows]
@@ -127,8 +149,9 @@ def main() -> None:
     target = 500
     net = rows[2][1]
     print(f"pytest-swarm recording incl. fold: {net:.0f} ns per request (target <= {target} ns)")
-    http_ns, measure_ns = rows[4][1], rows[5][1]
-    print(f"a measure block costs {measure_ns / http_ns:.2f}x http's request path recording")
+    http_ns, block_ns, decorator_ns = rows[4][1], rows[5][1], rows[6][1]
+    print(f"a measure block costs {block_ns / http_ns:.2f}x http's request path recording")
+    print(f"a measured call costs {decorator_ns / http_ns:.2f}x http's request path recording")
 
 
 if __name__ == "__main__":

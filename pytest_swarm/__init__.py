@@ -10,6 +10,11 @@ Example:
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # type checkers see the real class; at run time it is imported lazily
+    from .timing import measure
+
 __version__ = "0.1.0"
 # The wire protocol between xdist workers and the controller; a mismatch is refused.
 PROTOCOL_VERSION = 3

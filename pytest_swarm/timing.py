@@ -8,9 +8,9 @@ queries, gRPC calls, or a transaction spanning several requests.
 Example:
     >>> from pytest_swarm import measure
     >>> with measure("redis GET") as m:       # outside a load test: timed, not recorded
-    ...     pass
-    >>> m.elapsed >= 0
-    True
+    ...     m.size = 42                       # bytes received, for the content-size figures
+    >>> m.elapsed >= 0, m.size
+    (True, 42)
     >>> @measure("checkout")
     ... def checkout():
     ...     return "order-1"
@@ -27,11 +27,16 @@ Rules:
 - ``m.size = n`` gives the response size in bytes for the reports' content-size figures.
 - Outside a load test (a functional test calling a shared helper) the block is timed
   (``m.elapsed``) and nothing is recorded.
+
+Cost: a block is one object, two clock reads and one ``Recorder.record`` call. The common case
+(no verdict, no exception) takes one test in ``__exit__``; everything else is in
+:func:`_settle`. The decorator builds no block object at all (see ``benchmarks/recording.py``).
 """
 
 from __future__ import annotations
 
 import functools
+import operator
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from time import perf_counter
@@ -39,12 +44,17 @@ from types import TracebackType
 from typing import ParamSpec, TypeVar
 
 from .clients.common import error_message
-from .stats.recorder import Recorder
+from .stats.recorder import MAX_NAME_LENGTH, Recorder
 
 P = ParamSpec("P")
 R = TypeVar("R")
 
-MAX_NAME = 200  # characters: names are table rows and wire keys, never unbounded
+# Characters: names are table rows and wire keys, never unbounded. The recorder cuts longer
+# names (ending with "…") the same way as request names, once per name and interval.
+MAX_NAME = MAX_NAME_LENGTH
+# Bytes of one block's content: far above any real response, far below what a report
+# interval's sum of them could overflow in the wire's unsigned 64-bit integers.
+MAX_SIZE = 1 << 40
 
 # The recorder of the load test running in this process. One per process (every user of a
 # load test shares it), set by the engine for the duration of the load; None otherwise.
@@ -62,21 +72,92 @@ def recording(recorder: Recorder) -> Iterator[None]:
         _active = previous
 
 
-class Measurement:
-    """One timed block. Made by :func:`measure`; usable once as a ``with`` block, or any
-    number of times as a decorator (each call is then a block of its own)."""
+def _checked_name(name: object) -> str:
+    """The slow path of the name check: a ``str`` subclass, or a clear error."""
+    if not isinstance(name, str) or not name:
+        raise ValueError(f"measure(name={name!r}): the name must be a non-empty string")
+    return str(name)  # a plain str: a subclass could hash or compare in surprising ways
 
-    __slots__ = ("_entered", "_start", "_verdict", "elapsed", "name", "size")
+
+def _checked_size(name: str, size: object) -> int:
+    """``size`` as a bounded byte count, or a clear error naming the block."""
+    if isinstance(size, bool) or not hasattr(size, "__index__"):
+        raise TypeError(f"measure({name!r}).size takes a number of bytes (an int), not {size!r}")
+    try:
+        n = operator.index(size)  # int, or an int-like such as numpy's
+    except TypeError:
+        raise TypeError(
+            f"measure({name!r}).size takes a number of bytes (an int), not {size!r}"
+        ) from None
+    if not 0 <= n <= MAX_SIZE:
+        raise ValueError(f"measure({name!r}).size must be between 0 and {MAX_SIZE:,} bytes: {n}")
+    return n
+
+
+def _settle(
+    recorder: Recorder,
+    name: str,
+    elapsed: float,
+    size: int,
+    verdict: BaseException | str | bool | None,
+    exc: BaseException | None,
+) -> None:
+    """Record a block that has a verdict or ended with an exception (the uncommon cases)."""
+    if verdict is True:
+        recorder.record(name, elapsed, size)
+    elif isinstance(verdict, BaseException):
+        recorder.record_failure(
+            name, elapsed, type(verdict).__name__, error_message(verdict), verdict, size
+        )
+    elif isinstance(verdict, str):
+        recorder.record_failure(name, elapsed, "Failure", verdict[:200], None, size)
+    elif exc is None:
+        recorder.record(name, elapsed, size)
+    elif isinstance(exc, Exception):
+        recorder.record_failure(name, elapsed, type(exc).__name__, error_message(exc), exc, size)
+    else:
+        # GreenletExit, KeyboardInterrupt, SystemExit: the user was stopped inside the
+        # block, which never finished; a sample would pass an unfinished block off as
+        # measured.
+        return
+    if isinstance(exc, Exception):
+        # Recorded here: the iteration fails with it, but counts once.
+        exc._swarm_recorded = True  # type: ignore[attr-defined]
+
+
+class Measurement:
+    """One timed block: ``measure(name)``. Usable once as a ``with`` block, or as a decorator
+    (each call of the decorated function is then a block of its own).
+
+    Example:
+        >>> with measure("query") as m:
+        ...     rows = [1, 2, 3]
+        ...     if not rows:
+        ...         m.failure("no rows")
+        >>> m.name, m.elapsed > 0
+        ('query', True)
+    """
+
+    __slots__ = ("_size", "_start", "_verdict", "elapsed", "name")
 
     def __init__(self, name: str) -> None:
-        if not isinstance(name, str) or not name:
-            raise ValueError(f"measure(name={name!r}): the name must be a non-empty string")
-        self.name = name if len(name) <= MAX_NAME else name[: MAX_NAME - 1] + "…"
+        # The plain-str test is the cheap one (an attribute load); the rest is the slow path.
+        if name.__class__ is not str or not name:
+            name = _checked_name(name)
+        self.name = name
         self.elapsed = 0.0
-        self.size: int | None = None
+        self._size = 0
         self._verdict: BaseException | str | bool | None = None
-        self._entered = False
-        self._start = 0.0
+        self._start = 0.0  # 0.0: not entered yet (perf_counter() is never 0 once running)
+
+    @property
+    def size(self) -> int:
+        """Bytes of content the block received (0 unless set), for the content-size figures."""
+        return self._size
+
+    @size.setter
+    def size(self, size: int) -> None:
+        self._size = _checked_size(self.name, size)
 
     def success(self) -> None:
         """Count this block as a success, whatever happens in it."""
@@ -89,12 +170,11 @@ class Measurement:
         self._verdict = reason
 
     def __enter__(self) -> Measurement:
-        if self._entered:
+        if self._start:
             # Two greenlets in one block object would share its clock and verdict.
             raise RuntimeError(
                 f"measure({self.name!r}) was entered twice: call measure() for each block"
             )
-        self._entered = True
         self._start = perf_counter()
         return self
 
@@ -108,47 +188,42 @@ class Measurement:
         recorder = _active
         if recorder is None:
             return
-        verdict, name = self._verdict, self.name
-        if verdict is True:
-            recorder.record(name, elapsed)
-        elif isinstance(verdict, BaseException):
-            recorder.record_failure(
-                name, elapsed, type(verdict).__name__, error_message(verdict), verdict
-            )
-        elif isinstance(verdict, str):
-            recorder.record_failure(name, elapsed, "Failure", verdict[:200])
-        elif exc is None:
-            recorder.record(name, elapsed)
-        elif isinstance(exc, Exception):
-            recorder.record_failure(name, elapsed, type(exc).__name__, error_message(exc), exc)
+        if kind is None and self._verdict is None:  # the common case: one test, one call
+            recorder.record(self.name, elapsed, self._size)
         else:
-            # GreenletExit, KeyboardInterrupt, SystemExit: the user was stopped inside the
-            # block, which never finished; a sample would pass an unfinished block off as
-            # measured.
-            return
-        if exc is not None and isinstance(exc, Exception):
-            # Recorded here: the iteration fails with it, but counts once.
-            exc._swarm_recorded = True  # type: ignore[attr-defined]
+            _settle(recorder, self.name, elapsed, self._size, self._verdict, exc)
 
     def __call__(self, func: Callable[P, R]) -> Callable[P, R]:
+        """Decorate ``func``: each call is one block. No block object is made per call (the
+        function cannot reach one anyway), only the clock pair and the record."""
+        if self._start:
+            raise RuntimeError(f"measure({self.name!r}) is a block in use, not a decorator")
         name = self.name
 
         @functools.wraps(func)
         def timed(*args: P.args, **kwargs: P.kwargs) -> R:
-            with Measurement(name):
-                return func(*args, **kwargs)
+            start = perf_counter()
+            try:
+                result = func(*args, **kwargs)
+            except BaseException as exc:
+                elapsed = perf_counter() - start
+                recorder = _active
+                if recorder is not None:
+                    _settle(recorder, name, elapsed, 0, None, exc)
+                raise
+            elapsed = perf_counter() - start
+            recorder = _active
+            if recorder is not None:
+                recorder.record(name, elapsed)
+            return result
 
         return timed
 
 
-def measure(name: str) -> Measurement:
-    """Time the block (or each call of the decorated function) as one sample named ``name``.
-
-    Example:
-        >>> with measure("redis GET"):
-        ...     pass
-    """
-    return Measurement(name)
+measure = Measurement
+"""Time the block (or each call of the decorated function) as one sample named ``name``:
+``with measure("redis GET"): ...`` (the class itself: calling it is the cheapest way to make a
+block)."""
 
 
 def is_recording() -> bool:
@@ -156,4 +231,4 @@ def is_recording() -> bool:
     return _active is not None
 
 
-__all__ = ["Measurement", "is_recording", "measure", "recording"]
+__all__ = ["MAX_SIZE", "Measurement", "is_recording", "measure", "recording"]

@@ -28,14 +28,18 @@ def test_work(attempts, swarm_user):
         if next(attempts) == 0:
             flow.failure("first attempt of every user")
 
-def job(measure):
-    with measure("job"):
+def job(measure, swarm_user):
+    with measure("job") as m:
         gevent.sleep(0.001)
+        m.size = 10 + swarm_user.index   # bytes "received": 10 and 11 for the two users
 
 def test_fixture_form(swarm):
     result = swarm.run(job, users=2, rate=100, iterations=3, duration="30s")
     assert result["job"].count == 6
     assert result["job"].failures == 0
+    # The sizes reach the result (merged over the workers under -n 2): 3 x 10 + 3 x 11.
+    assert result["job"].size == 63
+    assert result["job"].avg_size == 10.5
 """
 
 

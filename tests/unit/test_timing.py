@@ -6,7 +6,7 @@ import pytest
 
 from pytest_swarm import measure
 from pytest_swarm.stats.recorder import Recorder
-from pytest_swarm.timing import MAX_NAME, is_recording, recording
+from pytest_swarm.timing import MAX_NAME, MAX_SIZE, is_recording, recording
 
 
 def counts(recorder: Recorder) -> dict[str, tuple[int, int]]:
@@ -134,3 +134,108 @@ def test_long_names_are_bounded() -> None:
         pass
     [name] = counts(recorder)
     assert len(name) == MAX_NAME and name.endswith("…")
+
+
+def sizes(recorder: Recorder) -> dict[str, tuple[int, int, int]]:
+    """name -> (samples, failures, content bytes) of everything recorded so far."""
+    return {n: (e.hist.total, e.failures, e.size) for n, e in recorder.drain().entries.items()}
+
+
+def test_the_size_of_a_block_is_recorded_with_its_sample() -> None:
+    recorder = Recorder()
+    with recording(recorder):
+        with measure("ws echo") as m:
+            m.size = 512
+        with measure("ws echo") as m:
+            m.size = 100
+        with measure("no size"):
+            pass
+        with measure("refused") as m:
+            m.size = 7
+            m.failure("empty reply")
+        with pytest.raises(OSError), measure("reset") as m:
+            m.size = 3
+            raise OSError("reset")
+    assert sizes(recorder) == {
+        "ws echo": (2, 0, 612),
+        "no size": (1, 0, 0),
+        "refused": (1, 1, 7),
+        "reset": (1, 1, 3),
+    }
+
+
+def test_size_reads_back_and_defaults_to_zero() -> None:
+    with measure("x") as m:
+        assert m.size == 0
+        m.size = 42
+    assert m.size == 42
+
+
+@pytest.mark.parametrize(
+    ("size", "error"),
+    [
+        (-1, ValueError),
+        (MAX_SIZE + 1, ValueError),
+        ("12", TypeError),
+        (1.5, TypeError),
+        (True, TypeError),
+        (None, TypeError),
+    ],
+)
+def test_a_bad_size_is_a_clear_error_naming_the_block(size: object, error: type) -> None:
+    recorder = Recorder()
+    with recording(recorder), measure("ws echo") as m:
+        with pytest.raises(error, match=r"measure\('ws echo'\)\.size"):
+            m.size = size  # type: ignore[assignment]
+    assert sizes(recorder) == {"ws echo": (1, 0, 0)}  # the block itself still counts
+
+
+def test_an_int_like_size_is_accepted() -> None:
+    class Count:
+        def __index__(self) -> int:
+            return 9
+
+    recorder = Recorder()
+    with recording(recorder), measure("x") as m:
+        m.size = Count()  # type: ignore[assignment]
+    assert sizes(recorder) == {"x": (1, 0, 9)}
+
+
+def test_a_decorated_function_stopped_inside_is_not_a_sample_and_failures_are_marked() -> None:
+    recorder = Recorder()
+
+    @measure("stopped")
+    def stopped() -> None:
+        raise KeyboardInterrupt
+
+    @measure("broken")
+    def broken() -> None:
+        raise LookupError("gone")
+
+    with recording(recorder):
+        with pytest.raises(KeyboardInterrupt):
+            stopped()
+        with pytest.raises(LookupError) as info:
+            broken()
+    assert getattr(info.value, "_swarm_recorded", False) is True
+    snap = recorder.drain()
+    assert {n: (e.hist.total, e.failures) for n, e in snap.entries.items()} == {"broken": (1, 1)}
+    [group] = snap.errors.values()
+    assert (group.kind, group.message) == ("LookupError", "gone")
+    assert "raise LookupError" in group.sample
+
+
+def test_a_block_in_use_cannot_become_a_decorator() -> None:
+    with measure("busy") as m, pytest.raises(RuntimeError, match="in use"):
+        m(lambda: None)
+
+
+def test_a_str_subclass_name_is_recorded_as_a_plain_str() -> None:
+    class Name(str):
+        pass
+
+    recorder = Recorder()
+    with recording(recorder), measure(Name("sub")) as m:
+        pass
+    assert type(m.name) is str
+    assert counts(recorder) == {"sub": (1, 0)}
