@@ -1,8 +1,9 @@
 """gRPC: every unary call timed by a client interceptor, without wrapping calls by hand.
 
 grpcio runs its own C core: under gevent it needs ``grpc.experimental.gevent.init_gevent()``
-in the patched process before the first channel is made (the ``grpc_target`` fixture does
-it). Without that line every call blocks the whole process: the users take turns.
+in the patched process before the first channel is made. pytest-swarm calls it for you when
+grpcio is installed and the run has load tests (``SWARM_GRPC_GEVENT=off`` turns that off);
+without it every call blocks the whole process: the users take turns.
 
 The server (``protocols/grpc_server.py``, no generated code) runs in a child process;
 ``SWARM_GRPC_TARGET=host:port`` points the example at a server of your own instead.
@@ -35,9 +36,6 @@ class Measured(grpc.UnaryUnaryClientInterceptor):
 @pytest.fixture(scope="session")
 def grpc_target():
     """The server: ``SWARM_GRPC_TARGET``, else the demo server started for this session."""
-    import grpc.experimental.gevent
-
-    grpc.experimental.gevent.init_gevent()  # before any channel: calls then yield to gevent
     if os.environ.get("SWARM_GRPC_TARGET"):
         yield os.environ["SWARM_GRPC_TARGET"]
         return

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from . import items
+from . import integrations, items
 from .engine import patching
 from .fixture import Swarm, fast_http, http, measure_fixture, swarm, swarm_user
 from .options import add_options
@@ -60,6 +60,7 @@ def pytest_load_initial_conftests(
     early_config.stash[ACTIVE_KEY] = active
     if active and not controller:
         patching.patch()
+        integrations.after_patch()  # grpc's init_gevent: after the patch, before any channel
 
 
 def _sigterm(signum: int, frame: object) -> None:

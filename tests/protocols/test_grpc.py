@@ -1,7 +1,9 @@
 """gRPC load against a real grpcio server (a generic handler, no generated code): every unary
 call recorded by the example's client interceptor, a failed call recorded with its status and
-counted once, users really concurrent under gevent once ``init_gevent()`` ran, and taking
-turns without it (the evidence behind the docs' one line)."""
+counted once, users really concurrent under gevent without a line of gevent code in the
+project (the plugin calls ``init_gevent()`` once it patched the process, in one process and in
+every xdist worker), and taking turns when that is switched off (``SWARM_GRPC_GEVENT=off``:
+the evidence of why it is needed)."""
 
 from __future__ import annotations
 
@@ -78,7 +80,7 @@ from grpc_example import Measured
 from pytest_swarm import measure
 
 @pytest.fixture
-def channel():  # no grpc.experimental.gevent.init_gevent() anywhere in this run
+def channel():  # no grpc.experimental.gevent.init_gevent() anywhere in this project
     channel = grpc.intercept_channel(
         grpc.insecure_channel(os.environ["SWARM_GRPC_TARGET"]), Measured()
     )
@@ -87,15 +89,31 @@ def channel():  # no grpc.experimental.gevent.init_gevent() anywhere in this run
 
 @pytest.mark.load(users=2, rate=100, iterations=1, duration="60s")
 def test_turns(channel):
-    channel.unary_unary("/demo.Echo/Barrier")(b"2 {key}", timeout=3)
+    channel.unary_unary("/demo.Echo/Barrier")(b"2 {key}", timeout={timeout})
 """
 
 
-def test_without_init_gevent_a_call_blocks_every_user(
+def test_the_plugin_makes_grpc_cooperative_without_a_line_of_user_code(
     pytester: pytest.Pytester, run_load: RunLoad, grpc_target: str, key: str
 ) -> None:
     copy_example(pytester)
-    pytester.makepyfile(test_grpc=WITHOUT_INIT.format(key=key))
+    pytester.makepyfile(test_grpc=WITHOUT_INIT.format(key=key, timeout=60))
+    run = run_load(servers={"SWARM_GRPC_TARGET": grpc_target})
+    run.result.assert_outcomes(passed=1)
+    # Both users had their call in flight at once: the server's barrier answered both.
+    assert run.requests("test_grpc.py::test_turns") == {"gRPC /demo.Echo/Barrier": (2, 0)}
+
+
+def test_switched_off_a_call_blocks_every_user(
+    pytester: pytest.Pytester,
+    run_load: RunLoad,
+    grpc_target: str,
+    key: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    copy_example(pytester)
+    pytester.makepyfile(test_grpc=WITHOUT_INIT.format(key=key, timeout=3))
+    monkeypatch.setenv("SWARM_GRPC_GEVENT", "off")
     run = run_load(servers={"SWARM_GRPC_TARGET": grpc_target})
     run.result.assert_outcomes(failed=1)
     # The first user's call held the whole process until its deadline: the second user could

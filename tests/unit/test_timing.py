@@ -184,9 +184,12 @@ def test_size_reads_back_and_defaults_to_zero() -> None:
 )
 def test_a_bad_size_is_a_clear_error_naming_the_block(size: object, error: type) -> None:
     recorder = Recorder()
-    with recording(recorder), measure("ws echo") as m:
-        with pytest.raises(error, match=r"measure\('ws echo'\)\.size"):
-            m.size = size  # type: ignore[assignment]
+    with (
+        recording(recorder),
+        measure("ws echo") as m,
+        pytest.raises(error, match=r"measure\('ws echo'\)\.size"),
+    ):
+        m.size = size  # type: ignore[assignment]
     assert sizes(recorder) == {"ws echo": (1, 0, 0)}  # the block itself still counts
 
 
