@@ -52,7 +52,8 @@ from .errors import (
     InvalidFraming,
     StaleConnection,
 )
-from .wire import MAX_HEADER_BYTES, ParserPool, reframe
+from .reading import Reading
+from .wire import ParserPool
 
 __all__ = [
     "BodyTooLarge",
@@ -72,7 +73,6 @@ __all__ = [
 ]
 
 USER_AGENT = "pytest-swarm"
-_RECV = 256 * 1024
 _MAX_REDIRECTS = 5
 _REDIRECTS = (301, 302, 303, 307, 308)
 # Sent again on a fresh connection when a kept-alive one was closed before answering: the
@@ -95,6 +95,7 @@ class FastResponse:
         "_coding",
         "_headers",
         "_raw",
+        "_rest",
         "content",
         "elapsed",
         "error",
@@ -123,6 +124,7 @@ class FastResponse:
         self.error = error
         self.elapsed = 0.0
         self._coding = coding  # Content-Encoding of ``content`` while not decoded yet
+        self._rest: Reading | None = None  # a streamed body's reading, while not at its end
 
     @property
     def headers(self) -> dict[str, str]:
@@ -480,11 +482,15 @@ class FastHttpSession:
         timeout: float | None,
         connect_timeout: float | None,
         deadline: float | None,
+        stream: bool = False,
     ) -> FastResponse:
         """Send ready-made request bytes on this user's connection to ``route`` and parse the
         answer, its body not decoded (the transport under the ``http`` client uses this too).
         ``timeout``: per read (None: none); ``deadline``: a ``time.perf_counter()`` time the
-        whole exchange must end by (None: none)."""
+        whole exchange must end by (None: none). With ``stream``, the answer is returned once
+        its head is in: ``content`` is the body received so far and, unless that is all of it,
+        ``_rest`` the :class:`Reading` that reads on (its connection out of the session until
+        :meth:`release`)."""
         key = route.key
         conn = self._connections.get(key)
         if conn is not None:
@@ -495,7 +501,9 @@ class FastHttpSession:
                 self._drop(key)
             else:
                 try:
-                    return self._exchange(conn, key, data, method, timeout, deadline, target)
+                    return self._exchange(
+                        conn, key, data, method, timeout, deadline, target, stream
+                    )
                 except StaleConnection:
                     # Closed between the check and the request, before any byte of an
                     # answer: sent again only when sending twice is harmless.
@@ -504,7 +512,7 @@ class FastHttpSession:
         if deadline is not None and connect_timeout is None:
             connect_timeout = max(deadline - time.perf_counter(), 1e-6)
         conn = self._connect(key, connect_timeout)
-        return self._exchange(conn, key, data, method, timeout, deadline, target)
+        return self._exchange(conn, key, data, method, timeout, deadline, target, stream)
 
     def _drop(self, key: tuple[str, str, int]) -> None:
         conn = self._connections.pop(key, None)
@@ -528,125 +536,65 @@ class FastHttpSession:
         timeout: float | None,
         deadline: float | None,
         target: str,
+        stream: bool = False,
     ) -> FastResponse:
-        sock = conn.sock
-        wait = timeout
-        # Which bound ends a silent wait: the deadline when it is clearly the nearer one (the
-        # default deadline equals the timeout, and a silent target is then a read timeout).
-        deadline_first = False
-        if deadline is not None:
-            left = deadline - time.perf_counter()
-            if left <= 0:
-                raise DeadlineExceeded("the request's deadline passed before it was sent")
-            if wait is None or left < wait:
-                wait = left
-                deadline_first = timeout is None or left < 0.9 * timeout
-        sock.settimeout(wait)
         parse = PARSERS.lend(self.max_body, method == "HEAD")
-        feed = parse.parser.feed_data
-        reused, conn.used = conn.used, True
-        received = 0
-        chunk = b""
+        reading = Reading(conn, parse, timeout, deadline)
         try:
-            try:
-                # One plain send nearly always takes the whole request; sendall's extra Python
-                # layers are only paid when it does not.
-                sent = sock.send(data)
-                if sent < len(data):
-                    sock.sendall(data[sent:])
-            except (BrokenPipeError, ConnectionResetError):
-                if reused:
-                    raise StaleConnection("kept-alive connection closed by the server") from None
-                raise
-            while True:
-                try:
-                    chunk = sock.recv(_RECV)
-                except TimeoutError:
-                    # An answer that keeps coming, too slowly, is the deadline's case; silence
-                    # from the start is the read timeout's (a hanging target), unless the
-                    # deadline was the nearer bound.
-                    if deadline_first or (
-                        received and deadline is not None and time.perf_counter() >= deadline
-                    ):
-                        raise DeadlineExceeded(_LATE) from None
-                    raise TimeoutError(f"read timed out (timeout={timeout}s)") from None
-                except ConnectionResetError:
-                    if received == 0 and reused:
-                        raise StaleConnection("kept-alive connection reset by the server") from None
-                    raise
-                if not chunk:
-                    if received == 0 and reused:
-                        raise StaleConnection("kept-alive connection closed by the server")
-                    if parse.headers_done:
-                        if not _has(parse.headers, b"content-length") and not _has(
-                            parse.headers, b"transfer-encoding"
-                        ):
-                            break  # body delimited by the end of the connection
-                        raise IncompleteBody("connection closed before the end of the body")
-                    if parse.parser.get_status_code():  # a status line came, the head did not end
-                        raise IncompleteBody("connection closed in the response head")
-                    raise ConnectionClosed("connection closed before the response was complete")
-                received += len(chunk)
-                try:
-                    feed(chunk)
-                except httptools.HttpParserCallbackError as exc:
-                    if isinstance(exc.__context__, HeadersTooLarge):
-                        raise exc.__context__ from None
-                    if not parse.done:
-                        raise
-                    break  # bytes after a complete response (see wire.on_message_begin)
-                except httptools.HttpParserError as exc:
-                    # Refused framing: a Content-Length repeated with one value is read as that
-                    # value (RFC 9112 §6.3), when the head came in this first read.
-                    if "Content-Length" not in str(exc):
-                        raise
-                    fixed = reframe(chunk) if received == len(chunk) else None
-                    if fixed is None:
-                        raise InvalidFraming(f"{exc} with different values") from None
-                    parse.renew()
-                    feed = parse.parser.feed_data
-                    feed(fixed)
-                if parse.too_large:
-                    raise BodyTooLarge(f"response body larger than {parse.max_body} bytes")
-                if parse.done:
-                    break
-                if not parse.headers_done and received > MAX_HEADER_BYTES:
-                    raise HeadersTooLarge(f"response head larger than {MAX_HEADER_BYTES} bytes")
-                if deadline is not None:
-                    left = deadline - time.perf_counter()
-                    if left <= 0:
-                        raise DeadlineExceeded(_LATE)
-                    if timeout is None or left < timeout:
-                        sock.settimeout(left)
-            if received > MAX_HEADER_BYTES and _head_size(parse.headers) > MAX_HEADER_BYTES:
-                # A complete head past the bound (one that never ends is stopped above).
-                raise HeadersTooLarge(f"response head larger than {MAX_HEADER_BYTES} bytes")
+            reading.send(data)
+            step = reading.step
+            if stream:
+                while not step() and not parse.headers_done:
+                    pass
+            else:
+                while not step():
+                    pass
         except BaseException:
             # Nothing of a failed response is kept: its partial body goes now, not when the
             # exception and its frames are collected.
             parse.drop_body()
-            chunk = b""  # the last read (up to 256 KiB), kept by the frame in a traceback
             self._drop(key)
             raise
         status = parse.status if parse.done else parse.parser.get_status_code()
-        raw, body, reason = parse.headers, parse.body, parse.reason
-        if not (parse.done and parse.keep_alive) or (parse.head_only and parse.size):
-            self._drop(key)
-        elif parse.complete:
-            PARSERS.give_back(parse)
-        # else: a HEAD response left llhttp waiting for a body: the connection is reusable,
-        # that parser is not.
+        raw, reason = parse.headers, parse.reason
+        content = reading.take()
+        rest: Reading | None = None
+        if parse.done:
+            self.release(key, reading)
+        else:
+            # Streamed: the connection is the response's until its body is read to the end
+            # (then release() gives it back) or the response is closed.
+            rest = reading
+            del self._connections[key]
         coding = b""
         for name, value in raw:
             if len(name) == 16 and name.lower() == b"content-encoding":
                 coding = value
-        content = b"".join(body) if len(body) != 1 else body[0]
         scheme, host, port = key
         url = f"{scheme}://{host}:{port}{target}"
-        return FastResponse(status, reason, raw, content, url, None, coding)
+        response = FastResponse(status, reason, raw, content, url, None, coding)
+        response._rest = rest
+        return response
 
-
-_LATE = "the whole request took longer than its deadline"
+    def release(self, key: tuple[str, str, int], reading: Reading) -> None:
+        """``reading``'s response was read to its end: its connection is kept for the next
+        request to ``key`` when it can carry one (else closed), its parser given back."""
+        conn = reading.conn
+        parse = reading.parse
+        if reading.reusable:
+            current = self._connections.get(key)
+            if current is None:
+                self._connections[key] = conn
+            elif current is not conn:
+                conn.close()  # another connection took the slot while this one streamed
+            if parse.complete:
+                PARSERS.give_back(parse)
+            # else: a HEAD response left llhttp waiting for a body: the connection is
+            # reusable, that parser is not.
+        else:
+            if self._connections.get(key) is conn:
+                del self._connections[key]
+            conn.close()
 
 
 def _without(headers: dict[str, str] | None, names: tuple[str, ...]) -> dict[str, str] | None:
@@ -654,14 +602,6 @@ def _without(headers: dict[str, str] | None, names: tuple[str, ...]) -> dict[str
         return headers
     kept = {k: v for k, v in headers.items() if k.lower() not in names}
     return kept or None
-
-
-def _head_size(headers: list[tuple[bytes, bytes]]) -> int:
-    return sum(len(k) + len(v) + 4 for k, v in headers)
-
-
-def _has(headers: list[tuple[bytes, bytes]], name: bytes) -> bool:
-    return any(k.lower() == name for k, _ in headers)
 
 
 def _body(data: bytes | str | Mapping[str, Any] | None, json: Any) -> bytes | None:

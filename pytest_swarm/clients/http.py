@@ -116,8 +116,7 @@ class HttpSession(requests.Session):
         elapsed = time.perf_counter() - start
         if catch_response:
             return CatchResponse(response, self.recorder, name, elapsed, None)
-        # Content bytes as Locust counts them (the decoded body); 0 for an unread stream.
-        size = len(content) if isinstance(content := response._content, bytes) else 0
+        size = _size(response)
         if response.status_code >= 400:
             self.recorder.record_failure(
                 name, elapsed, "HTTPError", _status_message(response), size=size
@@ -143,6 +142,17 @@ class HttpSession(requests.Session):
                 )
             chunks.append(chunk)
         response._content = b"".join(chunks)
+
+
+def _size(response: requests.Response) -> int:
+    """Content bytes as Locust counts them: the decoded body; for a body streamed to the test
+    (``stream=True``, recorded when its head arrived), the ``Content-Length`` it announced
+    (0 without one)."""
+    content = response._content
+    if isinstance(content, bytes):
+        return len(content)
+    announced = response.headers.get("content-length", "") if response.headers else ""
+    return int(announced) if announced.isdigit() else 0
 
 
 def _status_message(response: requests.Response) -> str:
@@ -186,7 +196,6 @@ class CatchResponse(CatchMixin, requests.Response):
         self.__dict__.update(response.__dict__)
         if error is not None:
             self.raise_for_status = response.raise_for_status  # type: ignore[method-assign]
-        content = response._content
-        self._swarm = (recorder, name, elapsed, len(content) if isinstance(content, bytes) else 0)
+        self._swarm = (recorder, name, elapsed, _size(response))
         self._error = error
         self._verdict = None

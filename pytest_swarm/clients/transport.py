@@ -2,12 +2,12 @@
 
 The ``http`` client keeps everything users rely on in ``requests`` (sessions, cookies, auth,
 hooks, redirects, ``Response`` objects) but sends through this adapter instead of urllib3 +
-http.client + the email header parser, which are about a third of the CPU of a request. What it
-does not do, by design of a load generator: proxies (``trust_env`` is off anyway; mount
-``requests.adapters.HTTPAdapter()`` on the session to use one) and client certificates. A body
-is read whole inside ``send()``, bounded by ``swarm_max_body``, and decoded (gzip, deflate,
-brotli when installed; bounded on the decoded size) only when it is read: ``stream=True``
-works (``iter_content``, ``raw.read()``) on the buffered body, and redirect bodies are
+http.client + the email header parser, which are about a third of the CPU of a request. A body
+is read inside ``send()`` unless ``stream=True``; a streamed body is read from the connection as
+``r.raw.read(n)`` / ``iter_content`` ask for it, and the connection goes back to the user when
+the body has been read to its end (closed when the response is closed first). Either way the
+body is bounded by ``swarm_max_body`` (received and decoded bytes) and the request's deadline,
+and decoded (gzip, deflate, brotli when installed) only when it is read: redirect bodies are
 drained undecoded, as requests does with urllib3.
 
 Example:
@@ -18,7 +18,6 @@ Example:
 
 from __future__ import annotations
 
-import io
 import ssl
 import time
 from collections.abc import Iterator, Mapping
@@ -48,7 +47,7 @@ from requests.utils import get_encoding_from_headers
 from ..defaults import DEFAULT_MAX_BODY
 from ..stats.recorder import Recorder
 from . import errors
-from .decoding import decode
+from .decoding import StreamDecoder, decode
 from .fast import FastHttpSession, FastResponse, route_of
 
 
@@ -83,50 +82,138 @@ class _Message:
 
 
 class _Raw:
-    """Stands in for urllib3's response where requests looks at ``response.raw``: the body as
-    received (already bounded), decoded when it is read with ``decode_content``."""
+    """Stands in for urllib3's response where requests looks at ``response.raw``: the body read
+    from the connection as it is asked for (``stream=True``: ``read(n)``, ``stream()``,
+    ``iter_content``), decoded when read with ``decode_content``, bounded by
+    ``swarm_max_body`` (received and decoded bytes) and the request's deadline. The connection
+    goes back to the user's session when the body has been read to its end, and is closed
+    when the response is closed before that."""
 
     def __init__(
         self,
         answer: FastResponse,
         headers: CaseInsensitiveDict[str],
         request: requests.PreparedRequest,
-        max_body: int,
+        adapter: FastTransportAdapter,
+        key: tuple[str, str, int],
     ) -> None:
         self._original_response = self
         self.msg = _Message(answer._raw)
         self.headers = headers  # the Response's own: its Content-Encoding decides, when read
         self.status = answer.status_code
         self.reason = answer.reason
-        self._body = answer.content
-        self._max_body = max_body
+        self._received = answer.content  # body bytes received and not read yet
+        self._rest = answer._rest  # the reading of the rest of the body, until its end
+        self._adapter = adapter
+        self._key = key
         self._request = request
-        self._buffer: io.BytesIO | None = None
+        self._out = bytearray()  # bytes read (decoded, when asked) and not returned yet
+        self._decoder: StreamDecoder | None = None
+        self._flushed = False
+        self._taken = 0  # body bytes (as received) read so far: urllib3's tell()
+        self._closed = False
 
-    def decoded(self) -> bytes:
-        """The whole body, decoded (once: what is read is gone, as from a socket)."""
-        if self._buffer is not None:
-            return b""
-        body, self._body = self._body, b""
-        self._buffer = io.BytesIO()
-        coding = self.headers.get("content-encoding")
-        if not coding:
-            return body
+    def _more(self) -> bytes | None:
+        """The next body bytes as received; None at the end of the body."""
+        if self._received:
+            data, self._received = self._received, b""
+        else:
+            rest = self._rest
+            if rest is None:
+                return None
+            try:
+                while not rest.step():
+                    data = rest.take()
+                    if data:
+                        break
+                else:
+                    data = rest.take()
+                    self._rest = None
+                    self._adapter._client.release(self._key, rest)
+            except BaseException as exc:
+                self._rest = None
+                rest.parse.drop_body()
+                rest.conn.close()
+                if isinstance(exc, Exception):
+                    raise _body_error(exc, self._request) from None
+                raise
+        self._taken += len(data)
+        return data
+
+    def _decode(self, data: bytes | None) -> bytes:
+        decoder = self._decoder
+        if decoder is None:
+            decoder = self._decoder = StreamDecoder(
+                self.headers.get("content-encoding", ""), self._adapter.max_body
+            )
         try:
-            return decode(body, coding, self._max_body)
+            if data is not None:
+                return decoder.feed(data)
+            if self._flushed:
+                return b""
+            self._flushed = True
+            return decoder.flush()
         except errors.DecodeFailed as exc:
             raise ContentDecodingError(str(exc), request=self._request) from None
         except errors.BodyTooLarge as exc:
             raise BodyTooLarge(f"{exc} (swarm_max_body)", request=self._request) from None
 
     def read(self, amt: int | None = None, decode_content: bool | None = None, **_: Any) -> bytes:
-        if self._buffer is None:
-            if decode_content:
-                data = self.decoded()
-            else:
-                data, self._body = self._body, b""
-            self._buffer = io.BytesIO(data)
-        return self._buffer.read(amt)
+        """Up to ``amt`` bytes of the body (all that is left when None), decoded when
+        ``decode_content`` and the response has a ``Content-Encoding``."""
+        decode = bool(decode_content) and bool(self.headers.get("content-encoding"))
+        out = self._out
+        if self._closed:
+            return b""
+        if amt is None:  # the rest: gathered in pieces and joined once (no bytearray copies)
+            parts = [bytes(out)] if out else []
+            out.clear()
+            try:
+                while (data := self._more()) is not None:
+                    parts.append(self._decode(data) if decode else data)
+                if decode:
+                    parts.append(self._decode(None))
+            except BaseException:
+                parts.clear()  # the traceback keeps this frame: not the partial body
+                data = None
+                raise
+            return b"".join(parts)
+        try:
+            while len(out) < amt:
+                data = self._more()
+                if decode:
+                    out += self._decode(data)
+                elif data is not None:
+                    out += data
+                if data is None:
+                    break
+        except BaseException:
+            out.clear()
+            data = None
+            raise
+        if len(out) <= amt:
+            result = bytes(out)
+            out.clear()
+        else:
+            result = bytes(out[:amt])
+            del out[:amt]
+        return result
+
+    def decoded(self) -> bytes:
+        """The rest of the body, decoded (what is read is gone, as from a socket)."""
+        if self._rest is None and not self._out and self._decoder is None:
+            data, self._received = self._received, b""  # the common case: all of it is here
+            self._taken += len(data)
+            coding = self.headers.get("content-encoding")
+            if not coding or not data:
+                return data
+            try:
+                return decode(data, coding, self._adapter.max_body)
+            except errors.DecodeFailed as exc:
+                raise ContentDecodingError(str(exc), request=self._request) from None
+            except errors.BodyTooLarge as exc:
+                raise BodyTooLarge(f"{exc} (swarm_max_body)", request=self._request) from None
+        return self.read(decode_content=True)
 
     def stream(
         self, amt: int | None = 2**16, decode_content: bool | None = None
@@ -137,16 +224,44 @@ class _Raw:
                 return
             yield chunk
 
+    def tell(self) -> int:
+        """Body bytes read so far, as received (before decoding), as urllib3 counts them."""
+        return self._taken
+
     @property
     def closed(self) -> bool:
-        return self._buffer is not None and self._buffer.tell() == len(self._buffer.getbuffer())
+        return self._closed or (self._rest is None and not self._received and not self._out)
 
     def close(self) -> None:
-        self._body = b""
-        self._buffer = io.BytesIO()
+        """Done with the response: a body not read to its end closes its connection."""
+        self._closed = True
+        self._received = b""
+        self._out.clear()
+        rest, self._rest = self._rest, None
+        if rest is not None:
+            rest.parse.drop_body()
+            rest.conn.close()
 
     def release_conn(self) -> None:
-        pass
+        # A connection goes back when its body has been read to the end; one in the middle
+        # of a body cannot carry another request.
+        if self._rest is not None:
+            self.close()
+
+
+def _body_error(exc: Exception, request: requests.PreparedRequest) -> RequestException:
+    """A failure while reading a body after its head, as requests' ``iter_content`` words the
+    urllib3 errors: a read timeout is a ``ConnectionError``, a cut body (closed, reset, bad
+    framing) a ``ChunkedEncodingError``."""
+    if isinstance(exc, errors.BodyTooLarge):
+        return BodyTooLarge(f"{exc} (swarm_max_body)", request=request)
+    if isinstance(exc, errors.DeadlineExceeded):
+        return DeadlineExceeded(str(exc), request=request)
+    if isinstance(exc, TimeoutError):
+        return RequestsConnectionError(f"Read timed out. ({exc})", request=request)
+    if isinstance(exc, ssl.SSLError):
+        return SSLError(str(exc), request=request)
+    return ChunkedEncodingError(str(exc) or type(exc).__name__, request=request)
 
 
 def _timeouts(timeout: Any) -> tuple[float | None, float | None]:
@@ -255,7 +370,7 @@ class FastTransportAdapter(BaseAdapter):
         client.verify = verify if isinstance(verify, str) else verify is not False
         try:
             answer = client.exchange(
-                route, data, method, target, read_timeout, connect_timeout, until
+                route, data, method, target, read_timeout, connect_timeout, until, stream
             )
         except errors.BodyTooLarge as exc:
             raise BodyTooLarge(f"{exc} (swarm_max_body)", request=request) from None
@@ -277,10 +392,13 @@ class FastTransportAdapter(BaseAdapter):
             raise HeadersTooLarge(str(exc), request=request) from None
         except (OSError, errors.FastHttpError, httptools.HttpParserError) as exc:
             raise RequestsConnectionError(str(exc), request=request) from None
-        return self.build_response(request, answer)
+        return self.build_response(request, answer, route.key)
 
     def build_response(
-        self, request: requests.PreparedRequest, answer: FastResponse
+        self,
+        request: requests.PreparedRequest,
+        answer: FastResponse,
+        key: tuple[str, str, int] | None = None,
     ) -> requests.Response:
         """A ``requests.Response`` for ``answer`` (requests' HTTPAdapter has the same hook)."""
         response = requests.Response()
@@ -296,7 +414,9 @@ class FastTransportAdapter(BaseAdapter):
         response.headers = headers
         response.encoding = get_encoding_from_headers(headers)
         # Not decoded here: requests reads it through raw when (and if) the body is wanted.
-        raw = _Raw(answer, headers, request, self.max_body)
+        if key is None:
+            key = route_of(request.url or "").key
+        raw = _Raw(answer, headers, request, self, key)
         response.raw = raw
         response.url = request.url or ""
         response.request = request

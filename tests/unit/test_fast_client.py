@@ -20,6 +20,7 @@ import pytest
 from local_http import Local, QuietHandler, closed_port, counts, serve
 
 import pytest_swarm.clients.fast as fast_module
+import pytest_swarm.clients.reading as reading_module
 from pytest_swarm.clients.fast import (
     BodyTooLarge,
     CatchFastResponse,
@@ -589,7 +590,7 @@ def test_responses_read_a_few_bytes_at_a_time(
 ) -> None:
     """Every parse path holds when the response arrives in pieces (here: 7 bytes per recv)."""
     s, rec = client
-    monkeypatch.setattr(fast_module, "_RECV", 7)
+    monkeypatch.setattr(reading_module, "_RECV", 7)
     r = s.head("/")
     assert r.headers["content-length"] == "2" and r.headers["content-type"] == "text/plain"
     assert s.get("/chunked").content == b"hello chunked world"

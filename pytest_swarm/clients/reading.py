@@ -1,0 +1,198 @@
+"""One response being read off a connection, one receive at a time.
+
+:class:`Reading` sends the request bytes and feeds what comes back to the parser of
+:mod:`.wire`, with every bound applied on each receive (the read timeout, the request's
+deadline, the head and body sizes). The fast client reads a response to its end in one go; a
+streamed response of the ``http`` client (``stream=True``) stops after the head and reads the
+body as the test asks for it, through the same :meth:`Reading.step`.
+
+Example:
+    >>> reading = Reading(conn, PARSERS.lend(max_body, False), 5.0, None)   # doctest: +SKIP
+    >>> reading.send(b"GET / HTTP/1.1\\r\\nHost: h\\r\\n\\r\\n")                # doctest: +SKIP
+    >>> while not reading.step():                                          # doctest: +SKIP
+    ...     pass
+"""
+
+from __future__ import annotations
+
+import time
+
+import httptools
+
+from .connect import Connection
+from .errors import (
+    BodyTooLarge,
+    ConnectionClosed,
+    DeadlineExceeded,
+    HeadersTooLarge,
+    IncompleteBody,
+    InvalidFraming,
+    StaleConnection,
+)
+from .wire import MAX_HEADER_BYTES, ResponseParse, reframe
+
+_RECV = 256 * 1024
+LATE = "the whole request took longer than its deadline"
+
+
+class Reading:
+    """The request on ``conn`` and its response as far as it has been read into ``parse``.
+
+    ``timeout``: each receive (None: none); ``deadline``: a ``time.perf_counter()`` time the
+    whole exchange must end by (None: none). :meth:`step` raises the fast client's errors; the
+    caller closes the connection on any of them (a response read in part cannot be resumed).
+    """
+
+    __slots__ = ("conn", "deadline", "deadline_first", "feed", "parse", "received", "timeout")
+
+    def __init__(
+        self,
+        conn: Connection,
+        parse: ResponseParse,
+        timeout: float | None,
+        deadline: float | None,
+    ) -> None:
+        self.conn = conn
+        self.parse = parse
+        self.feed = parse.parser.feed_data
+        self.timeout = timeout
+        self.deadline = deadline
+        self.received = 0
+        # Which bound ends a silent wait: the deadline when it is clearly the nearer one (the
+        # default deadline equals the timeout, and a silent target is then a read timeout).
+        self.deadline_first = False
+
+    def send(self, data: bytes) -> None:
+        """Send the request (``StaleConnection`` when a reused connection turns out closed)."""
+        conn = self.conn
+        sock = conn.sock
+        timeout = wait = self.timeout
+        deadline = self.deadline
+        if deadline is not None:
+            left = deadline - time.perf_counter()
+            if left <= 0:
+                raise DeadlineExceeded("the request's deadline passed before it was sent")
+            if wait is None or left < wait:
+                wait = left
+                self.deadline_first = timeout is None or left < 0.9 * timeout
+        sock.settimeout(wait)
+        reused, conn.used = conn.used, True
+        try:
+            # One plain send nearly always takes the whole request; sendall's extra Python
+            # layers are only paid when it does not.
+            sent = sock.send(data)
+            if sent < len(data):
+                sock.sendall(data[sent:])
+        except (BrokenPipeError, ConnectionResetError):
+            if reused:
+                raise StaleConnection("kept-alive connection closed by the server") from None
+            raise
+        if not reused:
+            self.received = -1  # marks a fresh connection: no StaleConnection for it
+        else:
+            self.received = 0
+
+    def step(self) -> bool:
+        """One receive fed to the parser; True when the response is complete (or delimited by
+        the end of the connection)."""
+        parse = self.parse
+        sock = self.conn.sock
+        deadline = self.deadline
+        timeout = self.timeout
+        try:
+            chunk = sock.recv(_RECV)
+        except TimeoutError:
+            # An answer that keeps coming, too slowly, is the deadline's case; silence from the
+            # start is the read timeout's (a hanging target), unless the deadline was nearer.
+            if self.deadline_first or (
+                self.received > 0 and deadline is not None and time.perf_counter() >= deadline
+            ):
+                raise DeadlineExceeded(LATE) from None
+            raise TimeoutError(f"read timed out (timeout={timeout}s)") from None
+        except ConnectionResetError:
+            if self.received == 0:
+                raise StaleConnection("kept-alive connection reset by the server") from None
+            raise
+        if not chunk:
+            if self.received == 0:
+                raise StaleConnection("kept-alive connection closed by the server")
+            if parse.headers_done:
+                if not _has(parse.headers, b"content-length") and not _has(
+                    parse.headers, b"transfer-encoding"
+                ):
+                    # The body is delimited by the end of the connection: complete now.
+                    parse.status = parse.parser.get_status_code()
+                    parse.keep_alive = False
+                    parse.done = True
+                    return self._complete()
+                raise IncompleteBody("connection closed before the end of the body")
+            if parse.parser.get_status_code():  # a status line came, the head did not end
+                raise IncompleteBody("connection closed in the response head")
+            raise ConnectionClosed("connection closed before the response was complete")
+        try:
+            first = self.received <= 0
+            self.received = max(self.received, 0) + len(chunk)
+            try:
+                self.feed(chunk)
+            except httptools.HttpParserCallbackError as exc:
+                if isinstance(exc.__context__, HeadersTooLarge):
+                    raise exc.__context__ from None
+                if not parse.done:
+                    raise
+                return self._complete()  # bytes after a complete response (wire.on_message_begin)
+            except httptools.HttpParserError as exc:
+                # Refused framing: a Content-Length repeated with one value is read as that value
+                # (RFC 9112 §6.3), when the head came in this first read.
+                if "Content-Length" not in str(exc):
+                    raise
+                fixed = reframe(chunk) if first else None
+                if fixed is None:
+                    raise InvalidFraming(f"{exc} with different values") from None
+                parse.renew()
+                self.feed = parse.parser.feed_data
+                self.feed(fixed)
+            if parse.too_large:
+                raise BodyTooLarge(f"response body larger than {parse.max_body} bytes")
+            if parse.done:
+                return self._complete()
+            if not parse.headers_done and self.received > MAX_HEADER_BYTES:
+                raise HeadersTooLarge(f"response head larger than {MAX_HEADER_BYTES} bytes")
+            if deadline is not None:
+                left = deadline - time.perf_counter()
+                if left <= 0:
+                    raise DeadlineExceeded(LATE)
+                if timeout is None or left < timeout:
+                    sock.settimeout(left)
+            return False
+        except BaseException:
+            # The last read (up to 256 KiB) would live on in the traceback's frame.
+            chunk = b""
+            raise
+
+    def _complete(self) -> bool:
+        if self.received > MAX_HEADER_BYTES and _head_size(self.parse.headers) > MAX_HEADER_BYTES:
+            # A complete head past the bound (one that never ends is stopped in step).
+            raise HeadersTooLarge(f"response head larger than {MAX_HEADER_BYTES} bytes")
+        return True
+
+    def take(self) -> bytes:
+        """The body bytes received and not taken yet."""
+        body = self.parse.body
+        if not body:
+            return b""
+        self.parse.body = []
+        return body[0] if len(body) == 1 else b"".join(body)
+
+    @property
+    def reusable(self) -> bool:
+        """The response ended where its framing said and the server keeps the connection."""
+        parse = self.parse
+        return parse.done and parse.keep_alive and not (parse.head_only and parse.size)
+
+
+def _head_size(headers: list[tuple[bytes, bytes]]) -> int:
+    return sum(len(k) + len(v) + 4 for k, v in headers)
+
+
+def _has(headers: list[tuple[bytes, bytes]], name: bytes) -> bool:
+    return any(k.lower() == name for k, _ in headers)
