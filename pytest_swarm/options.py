@@ -64,6 +64,12 @@ def add_options(parser: pytest.Parser) -> None:
         help='objective added to every marker-form load test, e.g. "p95<500ms" (repeatable)',
     )
     parser.addini("swarm_slo", "objectives added to every load test", type="linelist")
+    web_help = "serve the live dashboard on [HOST:]PORT (loopback, a free port without one)"
+    group.addoption(
+        "--swarm-web", dest="swarm_web", nargs="?", const="auto", default=None,
+        metavar="[HOST:]PORT", help=web_help,
+    )  # fmt: skip
+    parser.addini("swarm_web", web_help, default=None)
     parser.addini("swarm_max_body", f"max response body bytes (default {DEFAULT_MAX_BODY})")
 
 
@@ -83,6 +89,7 @@ class SwarmOptions:
     json_path: str | None
     html_path: str | None = None
     request_deadline: float | None = None  # None: the timeout (the clients' default)
+    web: str | None = None  # --swarm-web [HOST:]PORT, validated; "auto": loopback, a free port
 
 
 def raw(config: pytest.Config, name: str) -> Any:
@@ -176,4 +183,18 @@ def read_options(config: pytest.Config) -> SwarmOptions:
         json_path=raw(config, "json"),
         html_path=raw(config, "html"),
         request_deadline=_seconds(config, "request_deadline"),
+        web=_web(config),
     )
+
+
+def _web(config: pytest.Config) -> str | None:
+    from .web.address import AddressError, parse_address
+
+    value = raw(config, "web")
+    if value is None:
+        return None
+    try:
+        parse_address(str(value))
+    except AddressError as exc:
+        raise pytest.UsageError(str(exc)) from None
+    return str(value)
