@@ -124,11 +124,24 @@ class Swarm:
         wait: WaitSpec = None,
         iterations: int | None = None,
         stages: Sequence[tuple[str | float, float]] | None = None,
+        shape: Callable[[float], object] | None = None,
+        arrival_rate: float | Sequence[tuple[str | float, float]] | None = None,
+        max_users: int | None = None,
+        arrivals: str | None = None,
+        stop_timeout: str | float | None = None,
         name: str | None = None,
     ) -> Any:
         """Run ``fn`` (or a weighted ``{fn: weight}`` mix) as the body of ``users`` virtual
         users; its parameters are per-user fixtures, resolved by name. Returns a
-        :class:`~pytest_swarm.stats.result.RunResult`."""
+        :class:`~pytest_swarm.stats.result.RunResult`. Takes the marker's arguments: ``stages=``
+        or ``shape=`` (closed model), ``arrival_rate=`` with ``max_users=`` (open model, see
+        docs/workload.md).
+
+        Example:
+            >>> result = swarm.run(browse, arrival_rate=100, max_users=20,  # doctest: +SKIP
+            ...                    duration="30s")
+            >>> result.iterations.p99, result.dropped, result.late          # doctest: +SKIP
+        """
         from .engine.load import LoadInterrupted, run_load, tasks_from
         from .engine.resolver import FixturePlan, body_argnames
         from .report.junit import add_properties
@@ -144,6 +157,11 @@ class Swarm:
                 wait=wait,
                 iterations=iterations,
                 stages=stages,
+                shape=shape,
+                arrival_rate=arrival_rate,
+                max_users=max_users,
+                arrivals=arrivals,
+                stop_timeout=stop_timeout,
                 overrides=options.overrides,
             )
         except SpecError as exc:

@@ -23,6 +23,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, TypeAlias
 
 if TYPE_CHECKING:
+    from .workload.models import OpenModel
+    from .workload.shape import ShapeFn
     from .workload.stages import Profile
 
 WaitFn: TypeAlias = Callable[[], float]
@@ -55,6 +57,23 @@ MAX_USERS_PER_PROCESS = 100_000
 is ~600 MiB, and starting that many already takes seconds; far more never starts at all
 (``users=10**9`` ran forever with no request, ``users=10**6`` used 747 MiB in a 2 s test still
 running at 15 s). Under xdist the bound is per worker: ``-n N`` allows ``N`` times this."""
+
+
+LOAD_ARGUMENTS = (
+    "users",
+    "rate",
+    "duration",
+    "wait",
+    "iterations",
+    "stop_timeout",
+    "stages",
+    "shape",
+    "arrival_rate",
+    "max_users",
+    "arrivals",
+)
+"""Every argument ``load(...)`` and ``swarm.run`` take; the marker refuses any other. One of
+``users``, ``stages``, ``shape`` or ``arrival_rate`` says which model runs."""
 
 
 class SpecError(ValueError):
@@ -233,6 +252,12 @@ class LoadSpec:
     # Ramp stages (closed model): the swarm's users follow this profile; ``users`` is then
     # its peak and ``duration`` its length.
     profile: Profile | None = None
+    # A custom shape (closed model): the users follow ``shape(elapsed)``; ``users`` is then
+    # the most it may ask for (max_users) and ``duration`` the longest the load may last.
+    shape: ShapeFn | None = None
+    # The open model: iterations start on a schedule; ``users`` is the pool's bound
+    # (max_users) and ``duration`` the schedule's length.
+    open_model: OpenModel | None = None
 
     def describe(self) -> str:
         """One line for reports.
@@ -241,6 +266,15 @@ class LoadSpec:
         '1 user @ 0.5/s for 1m30s, max 3 iterations/user'
         """
         noun = "user" if self.users == 1 else "users"
+        if self.open_model is not None:
+            return f"{self.open_model.describe()}, up to {self.users} {noun} for " + (
+                format_duration(self.duration)
+            )
+        if self.shape is not None:
+            from .workload.shape import shape_name
+
+            name = shape_name(self.shape)
+            return f"shape {name}, up to {self.users} {noun} for {format_duration(self.duration)}"
         if self.profile is not None:
             stages = len(self.profile.stages)
             text = f"up to {self.users} {noun} in {stages} stage{'s' * (stages != 1)}"
@@ -309,18 +343,42 @@ def build_spec(
     iterations: int | None = None,
     stop_timeout: str | int | float | None = None,
     stages: object = None,
+    shape: object = None,
+    arrival_rate: object = None,
+    max_users: object = None,
+    arrivals: object = None,
     overrides: SpecOverrides,
 ) -> LoadSpec:
     """Validate the ``load(...)`` arguments and apply the overrides.
 
     ``rate=None`` means "all users within about one second" (rate = users), and
     keeps following the final user count after ``--swarm-users``/``--swarm-scale``.
+    ``shape=`` and ``arrival_rate=`` (the open model) are built in ``workload/models.py``.
 
     >>> build_spec(users=10, overrides=SpecOverrides(scale=2.5)).describe()
     '25 users @ 25/s for 10s'
     >>> build_spec(users=10, rate=4, overrides=SpecOverrides(users=3, scale=0.5)).describe()
     '2 users @ 2/s for 10s'
+    >>> open_model = build_spec(arrival_rate=200, max_users=50, duration="1m",
+    ...                         overrides=SpecOverrides())
+    >>> open_model.describe()
+    '200 iterations/s (evenly spaced), up to 50 users for 1m'
     """
+    closed = {"users": users, "rate": rate, "stages": stages, "wait": wait}
+    closed["iterations"] = iterations
+    if shape is not None or arrival_rate is not None or max_users is not None or arrivals:
+        from .workload.models import model_spec
+
+        return model_spec(
+            closed=closed,
+            shape=shape,
+            arrival_rate=arrival_rate,
+            max_users=max_users,
+            arrivals=arrivals,
+            duration=duration,
+            stop_timeout=stop_timeout,
+            overrides=overrides,
+        )
     if stages is not None:
         given = [a for a, v in (("users", users), ("rate", rate), ("duration", duration)) if v]
         if given:

@@ -136,6 +136,7 @@ def run_load(
         name=name,
         interval=interval,
         worker=share.worker,
+        workers=share.workers,
     )
     link.watch(runner.stop)
     try:

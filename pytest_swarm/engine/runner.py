@@ -29,8 +29,9 @@ from gevent.event import Event
 from ..spec import LoadSpec
 from ..stats.recorder import Recorder
 from ..stats.snapshot import Snapshot
-from ..workload.stages import Profile
+from ..workload.shape import ShapeError, ShapeFollower
 from .crowd import Crowd
+from .open_model import OpenLoop
 
 MAX_MESSAGE = 200
 
@@ -243,8 +244,10 @@ class Runner:
         name: str,
         interval: float = 1.0,
         worker: str = "main",
+        workers: int = 1,
     ) -> None:
         self.spec = spec
+        self.workers = workers  # processes sharing the load (the open model's interleaving)
         self.indices = indices
         self.rate = rate
         self.factory = factory
@@ -269,15 +272,33 @@ class Runner:
         self._hard = Event()  # a second interrupt: stop waiting for anything
         # Ramp stages: the users the profile wants running now (None: every user, always),
         # the users alive (spawned, not yet ended), and every user that ever began.
-        self._wanted: set[int] | None = None if spec.profile is None else set()
+        followed = spec.profile is not None or spec.shape is not None
+        self._wanted: set[int] | None = set() if followed else None
         self._alive: set[int] = set()
         self._seen: set[int] = set()
+        self._infos: dict[int, UserInfo] = {}  # the users set up and not yet torn down
+        self._ended = False  # the load ended before its duration, as planned (shape: None)
+        self._open: OpenLoop | None = None
+        if spec.open_model is not None:
+            self._open = OpenLoop(self, spec.open_model)
 
     # -- one user ---------------------------------------------------------------------------
     def _user(self, index: int) -> None:
         wanted = self._wanted
         if self._stopping.is_set() or (wanted is not None and index not in wanted):
             return  # spawned just before the stop: no setup for nothing (counted: not started)
+        user = self.setup_user(index)
+        if user is None:
+            return
+        try:
+            self._closed_loop(index, user)
+        finally:
+            self.teardown_user(index, user)
+
+    def setup_user(self, index: int) -> VirtualUser | None:
+        """Build user ``index`` (its fixtures); None if its setup failed (recorded) or a
+        KeyboardInterrupt in it interrupted the run. The caller runs it, then calls
+        :meth:`teardown_user`."""
         if index not in self._seen:  # a ramp can start the same user again after a ramp-down
             self._seen.add(index)
             self._entered += 1
@@ -289,78 +310,98 @@ class Runner:
             raise
         except KeyboardInterrupt:
             self.interrupt(f"KeyboardInterrupt in the fixtures of user {index}")
-            return
+            return None
         except BaseException as exc:
             self.summary.setup_failed += 1
             recorder.setup_failures += 1
             kind, message = describe_error(exc)
             recorder.add_error(f"setup: {self.name}", kind, message, exc)
-            return
+            return None
+        self._infos[index] = info
         self.summary.started += 1
         self._active += 1
         recorder.users = self._active
+        return user
+
+    def iterate_once(self, index: int, user: VirtualUser) -> float | None:
+        """Run the body once in user ``index``, recording a failure it raised. Returns its
+        duration (seconds), or None if a KeyboardInterrupt in it interrupted the run (the user
+        stops)."""
+        t0 = time.perf_counter()
+        busy = self._busy
+        busy.add(index)
         try:
-            limit = self.spec.iterations
-            wait = self.spec.wait
-            stopping = self._stopping
-            pause_for = self._users.pause
-            busy = self._busy
-            while not stopping.is_set() and (wanted is None or index in wanted):
-                t0 = time.perf_counter()
-                busy.add(index)
-                try:
-                    user.iterate()
-                except STOPS_USER:
-                    raise
-                except KeyboardInterrupt:
-                    # Ctrl-C from inside the body (or a body raising it): the run is
-                    # interrupted, this user stops here and tears down like the others.
-                    busy.discard(index)
-                    self.interrupt(f"KeyboardInterrupt in the body of user {index}")
-                    break
-                except BaseException as exc:
-                    # Failures already recorded by a client (e.g. inside catch_response) are
-                    # not counted twice.
-                    if not getattr(exc, "_swarm_recorded", False):
-                        kind, message = describe_error(exc)
-                        recorder.record_failure(
-                            self.name, time.perf_counter() - t0, kind, message, exc
-                        )
-                busy.discard(index)
-                recorder.record_iteration(time.perf_counter() - t0)
-                info.iteration += 1
-                if limit is not None and info.iteration >= limit:
-                    break
-                try:
-                    pause = wait()
-                except Exception as exc:
-                    # A broken wait function (it raised or returned a bad value) is a bug in
-                    # the test: record it where it fails the test, and stop this user rather
-                    # than let the greenlet die unnoticed (or spin without pausing).
-                    kind, message = describe_error(exc)
-                    recorder.record_failure(self.name, 0.0, kind, message, exc)
-                    break
-                if pause > 0:
-                    if stopping.is_set():
-                        break
-                    pause_for(pause)
-                else:
-                    # Let the others run even with zero wait, through a zero-length timer:
-                    # gevent.sleep(0) re-queues the user as a callback, and CPU-bound users
-                    # that only ever do that starve the timers (the report ticks, the end of
-                    # the run: a 1.5 s run once lasted 18 s).
-                    pause_for(0.0)
-        finally:
-            self._active -= 1
-            recorder.users = self._active
-            self._tearing.add(index)
+            user.iterate()
+        except STOPS_USER:
+            raise
+        except KeyboardInterrupt:
+            # Ctrl-C from inside the body (or a body raising it): the run is interrupted,
+            # this user stops here and tears down like the others.
+            busy.discard(index)
+            self.interrupt(f"KeyboardInterrupt in the body of user {index}")
+            return None
+        except BaseException as exc:
+            # Failures already recorded by a client (e.g. inside catch_response) are not
+            # counted twice.
+            if not getattr(exc, "_swarm_recorded", False):
+                kind, message = describe_error(exc)
+                self.recorder.record_failure(
+                    self.name, time.perf_counter() - t0, kind, message, exc
+                )
+        busy.discard(index)
+        self._infos[index].iteration += 1
+        return time.perf_counter() - t0
+
+    def _closed_loop(self, index: int, user: VirtualUser) -> None:
+        recorder = self.recorder
+        info = self._infos[index]
+        wanted = self._wanted
+        limit = self.spec.iterations
+        wait = self.spec.wait
+        stopping = self._stopping
+        pause_for = self._users.pause
+        while not stopping.is_set() and (wanted is None or index in wanted):
+            took = self.iterate_once(index, user)
+            if took is None:
+                break
+            # The closed model's iteration time is the body's own duration.
+            recorder.record_iteration(took)
+            if limit is not None and info.iteration >= limit:
+                break
             try:
-                for error in user.teardown():
-                    kind, message = describe_error(error)
-                    self.summary.teardown_errors.append(f"{kind}: {message}")
-                    recorder.add_error(f"teardown: {self.name}", kind, message, error)
-            finally:
-                self._tearing.discard(index)
+                pause = wait()
+            except Exception as exc:
+                # A broken wait function (it raised or returned a bad value) is a bug in the
+                # test: record it where it fails the test, and stop this user rather than let
+                # the greenlet die unnoticed (or spin without pausing).
+                kind, message = describe_error(exc)
+                recorder.record_failure(self.name, 0.0, kind, message, exc)
+                break
+            if pause > 0:
+                if stopping.is_set():
+                    break
+                pause_for(pause)
+            else:
+                # Let the others run even with zero wait, through a zero-length timer:
+                # gevent.sleep(0) re-queues the user as a callback, and CPU-bound users that
+                # only ever do that starve the timers (the report ticks, the end of the run:
+                # a 1.5 s run once lasted 18 s).
+                pause_for(0.0)
+
+    def teardown_user(self, index: int, user: VirtualUser) -> None:
+        """Tear user ``index``'s fixtures down (errors recorded); after :meth:`setup_user`."""
+        recorder = self.recorder
+        self._infos.pop(index, None)
+        self._active -= 1
+        recorder.users = self._active
+        self._tearing.add(index)
+        try:
+            for error in user.teardown():
+                kind, message = describe_error(error)
+                self.summary.teardown_errors.append(f"{kind}: {message}")
+                recorder.add_error(f"teardown: {self.name}", kind, message, error)
+        finally:
+            self._tearing.discard(index)
 
     def stop(self, reason: str) -> None:
         """End the run early (the controller asked, or lost its link); safe to call twice."""
@@ -369,6 +410,8 @@ class Runner:
             self._stopping.set()
             self._wake.set()
             self._users.wake_all()
+            if self._open is not None:
+                self._open.wake_idle()
 
     def interrupt(self, reason: str) -> None:
         """Ctrl-C, SIGTERM or a KeyboardInterrupt in user code: stop as at the end of the run
@@ -383,8 +426,15 @@ class Runner:
         self.stop(f"interrupted ({reason})")
 
     def _spawner(self, t0: float) -> None:
+        if self._open is not None:
+            self._open.dispatch(t0)
+            return
+        if self.spec.shape is not None:
+            follower = ShapeFollower(self.spec.shape, max_users=self.spec.users)
+            self._follow(t0, follower.level)
+            return
         if self.spec.profile is not None:
-            self._follow(t0, self.spec.profile)
+            self._follow(t0, self.spec.profile.at)
             return
         for k, index in enumerate(self.indices):
             if self._stopping.is_set():
@@ -395,18 +445,29 @@ class Runner:
                 return
             self._users.spawn(self._user, index)
 
-    def _follow(self, t0: float, profile: Profile) -> None:
-        """Ramp stages: ten times a second, make the users running match the profile. The
-        swarm's users are numbered; user k runs while the target exceeds k, so the whole
-        swarm follows the profile (each process owns its indices) and a ramp-down stops the
-        most recently started users first. A stopped user finishes the iteration in flight
-        (within ``stop_timeout``, then it is cut off) and tears its fixtures down at once."""
+    def _follow(self, t0: float, level: Callable[[float], float | None]) -> None:
+        """Ramp stages and shapes: ten times a second, make the users running match the
+        target ``level(elapsed)`` (None: the load ends now). The swarm's users are numbered;
+        user k runs while the target exceeds k, so the whole swarm follows the profile (each
+        process owns its indices) and a ramp-down stops the most recently started users
+        first. A stopped user finishes the iteration in flight (within ``stop_timeout``, then
+        it is cut off) and tears its fixtures down at once. A shape's bad answer stops the
+        run with the reason (an error naming the test and the argument)."""
         wanted = self._wanted
         assert wanted is not None
         alive = self._alive
         step = min(0.1, self.interval)
         while True:
-            target = math.floor(profile.at(time.monotonic() - t0) + 1e-9)
+            try:
+                now_level = level(time.monotonic() - t0)
+            except ShapeError as exc:
+                self.stop(f"{self.name}: {exc}")
+                return
+            if now_level is None:
+                self._ended = True
+                self._wake.set()
+                return
+            target = math.floor(now_level + 1e-9)
             mine = self.indices[: bisect.bisect_left(self.indices, target)]
             retired = wanted.difference(mine)
             wanted.clear()
@@ -445,6 +506,8 @@ class Runner:
     # -- the run ----------------------------------------------------------------------------
     def _tick(self, monitor: _LoopMonitor, final: bool) -> None:
         cpu, lag = monitor.sample(final)
+        if self._open is not None:
+            self._open.report(final)
         delta = self.recorder.drain()
         if final and self.summary.not_started:
             # Travels as an error group (with its count), so the merged result of every
@@ -480,7 +543,7 @@ class Runner:
             next_tick = t0 + self.interval
             while True:
                 now = time.monotonic()
-                if now >= deadline or self._stopping.is_set():
+                if now >= deadline or self._stopping.is_set() or self._ended:
                     break
                 if spawner.dead and not self._users and self.spec.iterations is not None:
                     break  # every user finished its iterations
@@ -520,7 +583,10 @@ class Runner:
         finally:
             # Users spawned but not yet running return at once without a setup: counted
             # once the crowd is empty (or given up on).
-            self.summary.not_started = len(self.indices) - self._entered
+            # Shapes and the open model start users as they are needed: a user never needed
+            # is no shortfall.
+            followed = self.spec.shape is not None or self._open is not None
+            self.summary.not_started = 0 if followed else len(self.indices) - self._entered
 
     def _stop_users(self) -> None:
         if self._wait_users(self.spec.stop_timeout):

@@ -505,3 +505,115 @@ def test_a_cpu_bound_body_shows_in_the_health_figures() -> None:
     for tick in run.ticks:
         agg.set_health("main", tick.cpu, tick.lag)
     assert agg.health().saturated
+
+
+# -- the open model ------------------------------------------------------------------------------
+
+
+def open_run(
+    factory: Factory,
+    *,
+    arrival_rate: float = 100.0,
+    duration: float = 0.5,
+    max_users: int = 5,
+    indices: list[int] | None = None,
+    workers: int = 1,
+) -> Run:
+    from pytest_swarm.spec import SpecOverrides, build_spec
+
+    spec = build_spec(
+        arrival_rate=arrival_rate,
+        max_users=max_users,
+        duration=duration,
+        stop_timeout=1.0,
+        overrides=SpecOverrides(),
+    )
+    run = Run(spec, factory, interval=0.2)
+    if indices is not None:
+        run.runner = Runner(
+            spec=spec,
+            indices=indices,
+            rate=spec.rate,
+            factory=factory,
+            recorder=Recorder(),
+            publish=run.ticks.append,
+            name=NAME,
+            interval=0.2,
+            workers=workers,
+        )
+    return run
+
+
+def test_open_model_starts_every_scheduled_iteration_or_counts_it_dropped() -> None:
+    starts: list[float] = []
+
+    def body(info: UserInfo) -> None:
+        starts.append(time.monotonic())
+        info.recorder.record("GET /", 0.001)
+
+    run = open_run(Factory(body), arrival_rate=100.0, duration=0.5)
+    run()
+    totals = run.totals
+    # 100/s for 0.5 s: arrivals 0..49 are due; each ran or was counted as dropped.
+    assert len(starts) + totals.dropped == 50
+    assert totals.iteration.total == len(starts)
+    # Users are built when first needed: a free user takes the next arrival, so a fast body
+    # never needs the whole pool.
+    assert len(run.factory.setups) <= 5
+    assert sorted(run.factory.setups) == sorted(set(run.factory.setups))
+
+
+def test_open_model_grows_the_pool_to_max_users_and_no_further() -> None:
+    release = Event()
+
+    def body(info: UserInfo) -> None:
+        release.wait()  # a target that never answers until the end
+
+    run = open_run(Factory(body), arrival_rate=200.0, duration=0.3, max_users=3)
+    gevent.spawn_later(0.4, release.set)  # the stop (0.3 s) cuts them off otherwise: 1 s later
+    run()
+    assert sorted(run.factory.setups) == [0, 1, 2]  # three users, never more
+    # 60 arrivals, 3 ran: every other one waited in the queue and was dropped at the end.
+    totals = run.totals
+    assert totals.iteration.total + totals.dropped == 60
+    assert totals.dropped >= 57 - 3
+
+
+def test_iteration_times_run_from_the_due_time_so_a_stall_shows() -> None:
+    # One user; the first iteration stalls 0.3 s; arrivals keep coming at 50/s and queue up.
+    calls: list[int] = []
+
+    def body(info: UserInfo) -> None:
+        calls.append(1)
+        if len(calls) == 1:
+            gevent.sleep(0.3)  # the stalled target (the simulated fault, not synchronisation)
+        info.recorder.record("GET /", 0.001)  # the service time a client would record
+
+    run = open_run(Factory(body), arrival_rate=50.0, duration=0.6, max_users=1)
+    run()
+    totals = run.totals
+    iterations = totals.iteration
+    # The ~15 arrivals due during the stall waited for the one user: their corrected times
+    # include that wait. Measured from their own start (the old build), only the stalled
+    # iteration itself would be long.
+    long = sum(n for value, n in iterations.items() if value >= 100_000)  # >= 100 ms, in µs
+    assert long >= 5
+    assert totals.late >= 5
+    assert totals.entries["GET /"].hist.max_us <= 1_001  # service time untouched
+    assert totals.dropped == 30 - iterations.total
+
+
+def test_under_xdist_a_worker_takes_its_interleaved_share_of_the_arrivals() -> None:
+    starts: list[float] = []
+
+    def body(info: UserInfo) -> None:
+        starts.append(time.monotonic())
+        info.recorder.record("GET /", 0.001)
+
+    # Worker 1 of 2: users 1 and 3 of the swarm's 4, arrivals 1, 3, 5, ... of 40.
+    run = open_run(
+        Factory(body), arrival_rate=80.0, duration=0.5, max_users=4, indices=[1, 3], workers=2
+    )
+    run()
+    assert set(run.factory.setups) <= {1, 3}
+    assert len(starts) + run.totals.dropped == 20
