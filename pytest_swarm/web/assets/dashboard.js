@@ -209,7 +209,9 @@
       const current = state.order.length ? state.running.get(state.order[state.order.length - 1]) : null;
       $("now").hidden = !current;
       $("idle").hidden = !!current;
-      $("idle").firstChild.textContent = state.over ? "The session is over." : "Waiting for a load test to start…";
+      $("idle").firstChild.textContent = state.over ? "The session is over: its verdicts are below."
+        : state.finished.length ? "No load test running now; waiting for the next one…"
+        : "Waiting for a load test to start…";
       if (current) drawNow(current);
       drawSession();
     });
