@@ -30,41 +30,107 @@ from pathlib import Path
 from typing import Any
 
 from ..objectives import Verdict
-from ..stats.result import EntryResult, RunResult
+from ..stats.result import EntryResult, RunResult, TimelinePoint
+from ..stats.timeline import LEVELS
 
-FORMAT_VERSION = 1
-PERCENTILES = (50, 75, 90, 95, 99, 99.9)
+FORMAT_VERSION = 2  # 2: outcome, context, Locust's percentiles, per-name timeline, iterations
+PERCENTILES = (50, 66, 75, 80, 90, 95, 98, 99, 99.9, 99.99, 100)  # Locust's CSV columns too
+
+
+def ms(seconds: float) -> float:
+    """Seconds as milliseconds rounded to the microsecond (the histograms' unit).
+
+    >>> ms(0.0123456789)
+    12.346
+    """
+    return round(seconds * 1000, 3)
+
+
+def rate(value: float) -> float:
+    """A rate or ratio rounded to 6 decimals: more digits would be noise, not precision."""
+    return round(value, 6)
+
+
+def percentile_key(q: float) -> str:
+    """The document's key of a percentile: ``p99_9_ms`` for 99.9.
+
+    >>> percentile_key(50), percentile_key(99.99)
+    ('p50_ms', 'p99_99_ms')
+    """
+    return f"p{q:g}_ms".replace(".", "_")
 
 
 def _entry(e: EntryResult, with_histogram: bool) -> dict[str, Any]:
     doc: dict[str, Any] = {
         "count": e.count,
         "failures": e.failures,
-        "error_ratio": e.error_ratio,
-        "rps": e.rps,
-        "min_ms": e.min * 1000,
-        "mean_ms": e.mean * 1000,
-        "max_ms": e.max * 1000,
+        "error_ratio": rate(e.error_ratio),
+        "rps": rate(e.rps),
+        "fps": rate(e.failures / e.duration if e.duration > 0 else 0.0),
+        "min_ms": ms(e.min),
+        "mean_ms": ms(e.mean),
+        "max_ms": ms(e.max),
         "overflow": e.overflow,
+        "size_bytes": e.size,
+        "avg_size_bytes": rate(e.avg_size),
     }
+    values = e.hist.percentiles(PERCENTILES) if e.count else dict.fromkeys(PERCENTILES, 0)
     for q in PERCENTILES:
-        doc[f"p{q:g}_ms".replace(".", "_")] = e.percentile(q) * 1000
+        doc[percentile_key(q)] = ms(min(values[q] / 1e6, e.max))
     if with_histogram:
         doc["hdr_histogram_us"] = e.hist.encode()
     return doc
 
 
+def _point(p: TimelinePoint) -> dict[str, Any]:
+    doc: dict[str, Any] = {
+        "t": p.t,
+        "span_s": p.span,
+        "users": p.users,
+        "requests": p.requests,
+        "failures": p.failures,
+        "rps": rate(p.rps),
+        "fps": rate(p.fps),
+        "size_bytes": p.size,
+        "p50_ms": ms(p.p50),
+        "p95_ms": ms(p.p95),
+        "p99_ms": ms(p.p99),
+    }
+    if p.percentiles:
+        doc["percentiles_ms"] = {
+            f"{q:g}": ms(v) for q, v in zip(LEVELS, p.percentiles, strict=True)
+        }
+    c = p.cumulative
+    if c is not None:
+        doc["cumulative"] = {
+            "requests": c.requests,
+            "failures": c.failures,
+            "median_ms": ms(c.median),
+            "mean_ms": ms(c.mean),
+            "min_ms": ms(c.min),
+            "max_ms": ms(c.max),
+            "avg_size_bytes": rate(c.avg_size),
+        }
+    return doc
+
+
 def result_document(nodeid: str, result: RunResult, verdict: Verdict | None) -> dict[str, Any]:
-    """Everything about one load test's result, JSON-ready."""
+    """Everything about one load test's result, JSON-ready. Times in milliseconds rounded to
+    the microsecond; ``outcome`` and ``context`` are added by the plugin where it knows them
+    (see :mod:`pytest_swarm.report.logged`)."""
     h = result.health
+    its = result.iterations
     return {
         "format": FORMAT_VERSION,
         "test": nodeid,
         "users": result.users,
         "workers": result.workers,
-        "duration_s": result.duration,
+        "duration_s": round(result.duration, 6),
         "total": _entry(result.total, with_histogram=True),
         "requests": {name: _entry(result[name], with_histogram=True) for name in result.names},
+        "iterations": _entry(its, with_histogram=True),
+        "dropped": result.dropped,
+        "late": result.late,
         "errors": [
             {
                 "name": g.name,
@@ -76,20 +142,13 @@ def result_document(nodeid: str, result: RunResult, verdict: Verdict | None) -> 
             for g in result.errors
         ],
         "setup_failures": result.snapshot.setup_failures,
-        "timeline": [
-            {
-                "t": p.t,
-                "users": p.users,
-                "requests": p.requests,
-                "failures": p.failures,
-                "p50_ms": p.p50 * 1000,
-                "p95_ms": p.p95 * 1000,
-            }
-            for p in result.timeline
-        ],
+        "timeline": [_point(p) for p in result.timeline],
+        "timeline_requests": {
+            name: [_point(p) for p in points] for name, points in result.timeline_requests.items()
+        },
         "generator": {
-            "cpu_max_percent": h.cpu_max,
-            "lag_max_ms": h.lag_max * 1000,
+            "cpu_max_percent": round(h.cpu_max, 3),
+            "lag_max_ms": ms(h.lag_max),
             "saturated": h.saturated,
         },
         "objectives": [

@@ -20,20 +20,22 @@ Example:
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from .histogram import Accumulator, Histogram
 from .result import Health, RunResult, TimelinePoint
 from .snapshot import Entry, Snapshot, WireDelta
+from .timeline import Series
 
-
-@dataclass
-class _Second:
-    hist: Histogram = field(default_factory=Histogram)  # for the second's percentiles
-    requests: int = 0
-    failures: int = 0
-    users: int = 0
+# The timeline's memory bound (see stats/timeline.py; a point takes about 0.5 KB): per-second
+# points for the total (14 hours of them before they widen to 2 s, 4 s, ...), and for the first
+# MAX_TIMELINE_NAMES request names an hour of per-second points each before theirs widen. Later
+# names count in the total only. At most about 60 MB whatever the run's length.
+TOTAL_POINTS = 50_000
+MAX_TIMELINE_NAMES = 20
+NAME_POINTS = 3_600
 
 
 @dataclass
@@ -79,7 +81,11 @@ class Aggregator:
         self._iteration = Accumulator()
         self._rest = Snapshot()
         self.sources: dict[str, SourceState] = {}
-        self._seconds: dict[int, _Second] = {}
+        self._total = Series(TOTAL_POINTS)
+        self._series: dict[str, Series] = {}
+        # A second can still receive deltas until every source's next one has arrived: at
+        # most one interval (and a little lateness) after it ended.
+        self._lag = math.ceil(max(interval, 1.0)) + 3
         self.problems: list[str] = []
         self.duplicates = 0
         self._users = 0
@@ -109,22 +115,21 @@ class Aggregator:
             self.duplicates += 1
             return False
         state.seen.add(seq)
+        before = self._users
         if seq >= state.next_seq:
             state.next_seq = seq + 1
             self._users += delta.users - state.users  # a running sum: 500 workers, 1 Hz
             state.users = delta.users
+        # The seconds this delta covers ran with the users before it and after it (a final
+        # delta says 0 users, but its requests ran with the users it stopped).
+        users = max(before, self._users)
         if final:
             state.final_seq = seq
         keys = self._seconds_of(state, now)
-        seconds = []
-        for key in keys:
-            second = self._seconds.get(key)
-            if second is None:
-                second = self._seconds[key] = _Second()
-            seconds.append(second)
         self._last_second = max(self._last_second, keys[-1])
         hists, fails, sizes, rest = self._hists, self._failures, self._sizes, self._rest
-        requests = failures = 0
+        # (name, coarse histogram, requests, failures, bytes) for the timeline
+        parts: list[tuple[str, Histogram, int, int, int]] = []
         if isinstance(delta, WireDelta):
             for (name, checked, failed), size in zip(delta.entries, delta.sizes, strict=True):
                 acc = hists.get(name)
@@ -134,14 +139,19 @@ class Aggregator:
                 acc.merge(checked)
                 fails[name] += failed
                 sizes[name] += size
+                if checked[2] and self._tracked(name):
+                    coarse = Histogram.from_checked(checked).coarse()
+                    parts.append((name, coarse, checked[2], failed, size))
             self._iteration.merge(delta.iteration)
             for name, kind, message, count, sample in delta.errors:
                 rest.add_error(name, kind, message, sample, count)
-            for second in seconds:
-                second.hist.merge_checked(delta.total)
+            total = Histogram.from_checked(delta.total)  # coarse already (the sender's)
             failures = delta.failures
             requests = delta.total[2]
+            size_sum = sum(delta.sizes)
         else:
+            total = Histogram()
+            requests = failures = size_sum = 0
             for name, entry in delta.entries.items():
                 acc = hists.get(name)
                 if acc is None:
@@ -150,27 +160,42 @@ class Aggregator:
                 acc.merge_histogram(entry.hist)
                 fails[name] += entry.failures
                 sizes[name] += entry.size
-                for second in seconds:
-                    second.hist.merge(entry.hist)
+                # The same coarse form as the wire's, so one process and xdist draw the same
+                # timeline.
+                coarse = entry.hist.coarse()
+                total.merge(coarse)
+                if entry.hist.total and self._tracked(name):
+                    parts.append((name, coarse, entry.hist.total, entry.failures, entry.size))
                 requests += entry.hist.total
                 failures += entry.failures
+                size_sum += entry.size
             for group in delta.errors.values():
                 rest.add_error(group.name, group.kind, group.message, group.sample, group.count)
             self._iteration.merge_histogram(delta.iteration)
         self.requests += requests
         self.failures += failures
-        # Counts split exactly over the seconds covered (the remainder to the earliest), so
-        # the timeline's counts add up to the totals whatever the report interval.
-        spread = len(seconds)
-        for i, second in enumerate(seconds):
-            second.requests += requests // spread + (1 if i < requests % spread else 0)
-            second.failures += failures // spread + (1 if i < failures % spread else 0)
-            second.users = self.users
+        lag = self._lag
+        _spread(self._total, keys, total, requests, failures, size_sum, users, lag)
+        for name, hist, n, failed, size in parts:
+            _spread(self._series[name], keys, hist, n, failed, size, 0, lag)
+        horizon = self._last_second - self._lag
+        self._total.freeze_before(horizon)
+        for series in self._series.values():
+            series.freeze_before(horizon)
         rest.iterations += delta.iterations
         rest.setup_failures += delta.setup_failures
         rest.dropped += delta.dropped
         rest.late += delta.late
         rest.fold_errors()  # each delta is bounded, their sum over a long run is not
+        return True
+
+    def _tracked(self, name: str) -> bool:
+        """Whether ``name`` has a timeline series of its own (the first MAX_TIMELINE_NAMES)."""
+        if name in self._series:
+            return True
+        if len(self._series) >= MAX_TIMELINE_NAMES:
+            return False
+        self._series[name] = Series(NAME_POINTS)
         return True
 
     def _seconds_of(self, state: SourceState, now: float) -> list[int]:
@@ -237,34 +262,34 @@ class Aggregator:
             current = self._last_second + 1
         hist, requests, failures = Histogram(), 0, 0
         span = 0
+        seen: set[int] = set()  # buckets wider than a second on long runs: count each once
+
+        def take(sec: int) -> None:
+            nonlocal requests, failures
+            bucket = self._total.bucket_of(sec)
+            if bucket is not None and id(bucket) not in seen:
+                seen.add(id(bucket))
+                hist.merge(bucket.hist)
+                requests += bucket.requests
+                failures += bucket.failures
+
         for sec in range(current - window, current):
-            if sec < 0:
-                continue
-            span += 1
-            bucket = self._seconds.get(sec)
-            if bucket is not None:
-                hist.merge(bucket.hist)
-                requests += bucket.requests
-                failures += bucket.failures
+            if sec >= 0:
+                span += 1
+                take(sec)
         if span == 0:  # the first second: show what there is
-            bucket = self._seconds.get(current)
-            if bucket is not None:
-                hist.merge(bucket.hist)
-                requests += bucket.requests
-                failures += bucket.failures
+            take(current)
             span = 1
         p = hist.percentiles((50, 95))
         return requests / span, requests, failures, p[50] / 1e6, p[95] / 1e6
 
     def timeline(self) -> list[TimelinePoint]:
-        points = []
-        for sec in sorted(self._seconds):
-            b = self._seconds[sec]
-            p = b.hist.percentiles((50, 95))
-            points.append(
-                TimelinePoint(float(sec), b.users, b.requests, b.failures, p[50] / 1e6, p[95] / 1e6)
-            )
-        return points
+        """The total's points so far (frozen ones, then the open window's)."""
+        return self._total.points()
+
+    def timeline_requests(self) -> dict[str, list[TimelinePoint]]:
+        """Per request name (the first MAX_TIMELINE_NAMES names), points as :meth:`timeline`."""
+        return {name: series.points() for name, series in sorted(self._series.items())}
 
     def health(self) -> Health:
         """Worst CPU and lag of any worker. *Saturated* when a worker spent at least two
@@ -285,7 +310,36 @@ class Aggregator:
             duration=duration,
             users=users,
             timeline=self.timeline(),
+            timeline_requests=self.timeline_requests(),
             problems=problems,
             health=self.health(),
             workers=len(self.sources),
+        )
+
+
+def _spread(
+    series: Series,
+    keys: list[int],
+    hist: Histogram,
+    requests: int,
+    failures: int,
+    size: int,
+    users: int,
+    lag: int,
+) -> None:
+    """File a delta over the seconds it covers: the histogram into each (for the seconds'
+    percentiles), counts split exactly (the remainder to the earliest), so the timeline's
+    counts add up to the totals whatever the report interval. A delta covering many seconds
+    (a worker silent for long) freezes as it goes, so few buckets are ever open."""
+    n = len(keys)
+    for i, key in enumerate(keys):
+        if n > lag:
+            series.freeze_before(key - lag)
+        series.add(
+            key,
+            hist,
+            requests // n + (1 if i < requests % n else 0),
+            failures // n + (1 if i < failures % n else 0),
+            size // n + (1 if i < size % n else 0),
+            users,
         )

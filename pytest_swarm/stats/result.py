@@ -121,16 +121,51 @@ class EntryResult:
         )
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
+class Cumulative:
+    """A series' figures from the start of the run up to the end of a timeline point (Locust's
+    "Total ..." columns of ``stats_history.csv``). Times in seconds, from coarse histograms."""
+
+    requests: int = 0
+    failures: int = 0
+    median: float = 0.0
+    mean: float = 0.0
+    min: float = 0.0
+    max: float = 0.0
+    avg_size: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
 class TimelinePoint:
-    """One second of the run on the controller's clock."""
+    """One second of the run (``span`` seconds on long runs, see ``stats/timeline.py``) on
+    the controller's clock. Latencies in seconds, from coarse histograms (1.6-3.1 %).
+
+    Example:
+        >>> p = TimelinePoint(t=3.0, users=10, requests=50, failures=1, p50=0.01, p95=0.02)
+        >>> p.rps, p.p99, p.span
+        (50.0, 0.0, 1.0)
+    """
 
     t: float  # seconds since the start barrier
-    users: int
+    users: int  # the most users running during the point (a request name's points: 0)
     requests: int
     failures: int
     p50: float
     p95: float
+    p99: float = 0.0
+    span: float = 1.0  # seconds the point covers
+    size: int = 0  # content bytes
+    percentiles: tuple[float, ...] = ()  # at stats.timeline.LEVELS (Locust's columns)
+    cumulative: Cumulative | None = None
+
+    @property
+    def rps(self) -> float:
+        return self.requests / self.span if self.span > 0 else 0.0
+
+    @property
+    def fps(self) -> float:
+        """Failures per second."""
+        return self.failures / self.span if self.span > 0 else 0.0
 
 
 @dataclass(frozen=True)
@@ -156,6 +191,8 @@ class RunResult:
     duration: float
     users: int = 0
     timeline: list[TimelinePoint] = field(default_factory=list)
+    # Per request name (at most MAX_TIMELINE_NAMES of them, see stats/aggregator.py).
+    timeline_requests: dict[str, list[TimelinePoint]] = field(default_factory=dict)
     problems: list[str] = field(default_factory=list)  # infrastructure errors, not SLO misses
     health: Health = field(default_factory=Health)
     workers: int = 1
