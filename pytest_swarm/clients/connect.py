@@ -21,7 +21,7 @@ import ssl
 import sys
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NamedTuple
 
 from .errors import ConnectTimeout
 
@@ -67,19 +67,25 @@ class Resolver:
         self._cache.clear()
 
 
+Cert = str | tuple[str, str] | None  # requests' cert=: a PEM with both, or (cert, key)
+
+
 class TlsContexts:
-    """One TLS context per verification setting, shared by every user of the process: a
-    context holds the loaded CA store (hundreds of KiB), far too much to keep per idle user."""
+    """One TLS context per verification setting and client certificate, shared by every user
+    of the process: a context holds the loaded CA store (hundreds of KiB), far too much to
+    keep per idle user."""
 
     __slots__ = ("_contexts",)
 
     def __init__(self) -> None:
-        self._contexts: dict[bool | str, ssl.SSLContext] = {}
+        self._contexts: dict[tuple[bool | str, Cert], ssl.SSLContext] = {}
 
-    def get(self, verify: bool | str) -> ssl.SSLContext:
+    def get(self, verify: bool | str, cert: Cert = None) -> ssl.SSLContext:
         """``verify``: True (the system's CAs), False (no verification) or, as in requests,
-        the path of a CA bundle file or directory."""
-        context = self._contexts.get(verify)
+        the path of a CA bundle file or directory. ``cert``: requests' client certificate, a
+        PEM file holding the certificate and its key, or a (certificate, key) pair of paths.
+        A path that does not exist is an ``OSError`` naming it, in requests' words."""
+        context = self._contexts.get((verify, cert))
         if context is None:
             if verify is True or verify is False:
                 context = ssl.create_default_context()
@@ -94,7 +100,16 @@ class TlsContexts:
                 raise OSError(
                     f"Could not find a suitable TLS CA certificate bundle, invalid path: {verify}"
                 )
-            self._contexts[verify] = context
+            if cert is not None:
+                certfile, keyfile = (cert, None) if isinstance(cert, str) else cert
+                if not os.path.exists(certfile):
+                    raise OSError(
+                        f"Could not find the TLS certificate file, invalid path: {certfile}"
+                    )
+                if keyfile is not None and not os.path.exists(keyfile):
+                    raise OSError(f"Could not find the TLS key file, invalid path: {keyfile}")
+                context.load_cert_chain(certfile, keyfile)
+            self._contexts[(verify, cert)] = context
         return context
 
 
@@ -154,6 +169,60 @@ def open_socket(
         raise
     resolver.prefer(host, port, address)
     return sock
+
+
+class Proxy(NamedTuple):
+    """An ``http://`` proxy: where it is, and the ``Proxy-Authorization`` its URL's userinfo
+    gives (or "")."""
+
+    host: str
+    port: int
+    auth: str
+
+    def key(self, route: Any) -> tuple[str, str, int]:
+        """The connection key of a request to ``route`` through this proxy: one connection to
+        the proxy for every ``http://`` origin, one tunnel per ``https://`` origin."""
+        if route.scheme == "https":
+            return (f"https via {self.host}:{self.port}", route.host, route.port)
+        return ("http via proxy", self.host, self.port)
+
+
+class ProxyRefused(OSError):
+    """The proxy did not open the tunnel (its status is in the message)."""
+
+
+def open_tunnel(
+    proxy: Proxy, host: str, port: int, timeout: float | None, tls: ssl.SSLContext
+) -> socket.socket:
+    """A TLS connection to ``host:port`` through an HTTP CONNECT tunnel of ``proxy``."""
+    sock = open_socket(proxy.host, proxy.port, timeout, None)
+    try:
+        authority = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+        auth = f"Proxy-Authorization: {proxy.auth}\r\n" if proxy.auth else ""
+        head = f"CONNECT {authority} HTTP/1.1\r\nHost: {authority}\r\n{auth}\r\n"
+        sock.sendall(head.encode("latin-1"))
+        answer = b""
+        while b"\r\n\r\n" not in answer:
+            if len(answer) > 65536:
+                raise ProxyRefused("the proxy's answer to CONNECT has no end")
+            piece = sock.recv(65536)
+            if not piece:
+                raise ProxyRefused("the proxy closed the connection before answering CONNECT")
+            answer += piece
+        status_line = answer[: answer.index(b"\r\n")]
+        parts = status_line.decode("latin-1").split(" ", 2)
+        if len(parts) < 2 or not parts[1].isdigit() or not 200 <= int(parts[1]) < 300:
+            raise ProxyRefused(f"Tunnel connection failed: {' '.join(parts[1:])}")
+        if answer.index(b"\r\n\r\n") + 4 != len(answer):
+            # Bytes past the answer would be taken for the TLS handshake.
+            raise ProxyRefused("the proxy sent bytes after its answer to CONNECT")
+        return tls.wrap_socket(sock, server_hostname=host)
+    except TimeoutError:
+        sock.close()
+        raise ConnectTimeout(_too_long(proxy.host, proxy.port, timeout)) from None
+    except BaseException:
+        sock.close()
+        raise
 
 
 def _too_long(host: str, port: int, timeout: float | None) -> str:
@@ -241,12 +310,13 @@ _POLL: list[Callable[[], Any]] = []
 class Connection:
     """One kept-alive connection and what it was made under."""
 
-    __slots__ = ("sock", "used", "verify")
+    __slots__ = ("cert", "sock", "used", "verify")
 
-    def __init__(self, sock: socket.socket, verify: bool | str | None) -> None:
+    def __init__(self, sock: socket.socket, verify: bool | str | None, cert: Cert = None) -> None:
         self.sock = sock
         self.used = False
         self.verify = verify  # the TLS verification it was made under; None: plain HTTP
+        self.cert = cert  # the client certificate it presented
 
     def dropped(self) -> bool:
         """True if the idle connection is readable: the server closed or reset it (or sent

@@ -37,7 +37,7 @@ import httptools
 from ..defaults import DEFAULT_MAX_BODY, DEFAULT_TIMEOUT
 from ..stats.recorder import Recorder
 from .common import CatchMixin, error_message, join_url, request_name, status_message
-from .connect import TLS_CONTEXTS, Connection, open_socket
+from .connect import TLS_CONTEXTS, Cert, Connection, Proxy, open_socket, open_tunnel
 from .cookies import CookieJar
 from .decoding import ACCEPT_ENCODING, decode
 from .errors import (
@@ -237,6 +237,7 @@ class FastHttpSession:
     __slots__ = (
         "_connections",
         "base_url",
+        "cert",
         "cookies",
         "deadline",
         "headers",
@@ -262,6 +263,8 @@ class FastHttpSession:
         self.deadline = timeout if deadline is None else deadline
         self.max_body = max_body
         self.verify = verify
+        # A client certificate for HTTPS (requests' cert=: a PEM path or (cert, key) paths).
+        self.cert: Cert = None
         self.headers: dict[str, str] = {}
         self.cookies = CookieJar()
         self._connections: dict[tuple[str, str, int], Connection] = {}
@@ -483,6 +486,7 @@ class FastHttpSession:
         connect_timeout: float | None,
         deadline: float | None,
         stream: bool = False,
+        proxy: Proxy | None = None,
     ) -> FastResponse:
         """Send ready-made request bytes on this user's connection to ``route`` and parse the
         answer, its body not decoded (the transport under the ``http`` client uses this too).
@@ -490,14 +494,17 @@ class FastHttpSession:
         whole exchange must end by (None: none). With ``stream``, the answer is returned once
         its head is in: ``content`` is the body received so far and, unless that is all of it,
         ``_rest`` the :class:`Reading` that reads on (its connection out of the session until
-        :meth:`release`)."""
-        key = route.key
+        :meth:`release`). With ``proxy``, an ``http://`` request goes to the proxy (``data``
+        has the absolute-form target) and an ``https://`` one through a CONNECT tunnel."""
+        key = route.key if proxy is None else proxy.key(route)
         conn = self._connections.get(key)
         if conn is not None:
-            # A TLS connection made under another verification setting is not reused (one
-            # made with verify=False must not carry a request that asks for verification),
-            # nor one the server has closed or reset while it was idle.
-            if (conn.verify is not None and conn.verify != self.verify) or conn.dropped():
+            # A TLS connection made under another verification setting or client certificate
+            # is not reused (one made with verify=False must not carry a request that asks for
+            # verification), nor one the server has closed or reset while it was idle.
+            if (
+                conn.verify is not None and (conn.verify != self.verify or conn.cert != self.cert)
+            ) or conn.dropped():
                 self._drop(key)
             else:
                 try:
@@ -511,7 +518,7 @@ class FastHttpSession:
                         raise
         if deadline is not None and connect_timeout is None:
             connect_timeout = max(deadline - time.perf_counter(), 1e-6)
-        conn = self._connect(key, connect_timeout)
+        conn = self._connect(key, route, proxy, connect_timeout)
         return self._exchange(conn, key, data, method, timeout, deadline, target, stream)
 
     def _drop(self, key: tuple[str, str, int]) -> None:
@@ -519,12 +526,25 @@ class FastHttpSession:
         if conn is not None:
             conn.close()
 
-    def _connect(self, key: tuple[str, str, int], timeout: float | None) -> Connection:
+    def _connect(
+        self,
+        key: tuple[str, str, int],
+        route: Route,
+        proxy: Proxy | None,
+        timeout: float | None,
+    ) -> Connection:
         self._drop(key)
-        scheme, host, port = key
+        scheme, host, port = route.key
         verify = self.verify if scheme == "https" else None
-        tls = TLS_CONTEXTS.get(verify) if verify is not None else None
-        conn = self._connections[key] = Connection(open_socket(host, port, timeout, tls), verify)
+        cert = self.cert if verify is not None else None
+        tls = TLS_CONTEXTS.get(verify, cert) if verify is not None else None
+        if proxy is None:
+            sock = open_socket(host, port, timeout, tls)
+        elif tls is not None:
+            sock = open_tunnel(proxy, host, port, timeout, tls)
+        else:
+            sock = open_socket(proxy.host, proxy.port, timeout, None)
+        conn = self._connections[key] = Connection(sock, verify, cert)
         return conn
 
     def _exchange(

@@ -13,7 +13,8 @@ Semantics follow Locust's ``HttpSession`` so its users feel at home:
 Differences that matter in a load tester: every request has a finite default timeout
 (``swarm_timeout``), the body is read with a size bound (``swarm_max_body``; a larger body is a
 failure and is not kept in memory), proxy lookup from the environment is off (``trust_env``
-scans the environment on every request and costs ~30 % of throughput), and there are no retries
+scans the environment on every request and costs ~30 % of throughput; ``proxies=`` and
+``session.proxies`` work), and there are no retries
 (a retried request would be served twice and recorded once).
 
 Example:

@@ -21,18 +21,22 @@ from __future__ import annotations
 import ssl
 import time
 from collections.abc import Iterator, Mapping
+from functools import lru_cache
 from typing import Any
+from urllib.parse import urlsplit
 
 import httptools
 import requests
 import urllib3
 from requests.adapters import BaseAdapter
+from requests.auth import _basic_auth_str
 from requests.cookies import extract_cookies_to_jar
 from requests.exceptions import (
     ChunkedEncodingError,
     ConnectTimeout,
     ContentDecodingError,
     InvalidHeader,
+    InvalidProxyURL,
     InvalidSchema,
     InvalidURL,
     ProxyError,
@@ -42,11 +46,18 @@ from requests.exceptions import (
 )
 from requests.exceptions import ConnectionError as RequestsConnectionError
 from requests.structures import CaseInsensitiveDict
-from requests.utils import get_encoding_from_headers
+from requests.utils import (
+    get_auth_from_url,
+    get_encoding_from_headers,
+    prepend_scheme_if_needed,
+    select_proxy,
+    urldefragauth,
+)
 
 from ..defaults import DEFAULT_MAX_BODY
 from ..stats.recorder import Recorder
 from . import errors
+from .connect import Proxy
 from .decoding import StreamDecoder, decode
 from .fast import FastHttpSession, FastResponse, route_of
 
@@ -327,13 +338,6 @@ class FastTransportAdapter(BaseAdapter):
         cert: Any = None,
         proxies: Mapping[str, str] | None = None,
     ) -> requests.Response:
-        if proxies and any(proxies.values()):
-            raise ProxyError(
-                "the http client's transport does not use proxies; mount "
-                "requests.adapters.HTTPAdapter() on the session for that"
-            )
-        if cert is not None:
-            raise InvalidSchema("client certificates need requests.adapters.HTTPAdapter()")
         connect_timeout, read_timeout = _timeouts(timeout)
         url = request.url or ""
         try:
@@ -342,6 +346,10 @@ class FastTransportAdapter(BaseAdapter):
             raise InvalidURL(str(exc), request=request) from None
         method = (request.method or "GET").upper()
         target = request.path_url
+        proxy = proxy_of(select_proxy(url, proxies), request) if proxies else None
+        if proxy is not None and route.scheme == "http":
+            # Through an HTTP proxy: the absolute form (RFC 9112 §3.2.2), as urllib3 sends it.
+            target = urldefragauth(url)
         headers = request.headers
         chunked = "chunked" in headers.get("transfer-encoding", "").lower()
         payload = _payload(request, chunked)
@@ -361,6 +369,13 @@ class FastTransportAdapter(BaseAdapter):
         lines.insert(0, f"{method} {target} HTTP/1.1\r\nHost: {host}\r\n")
         if own_length:
             lines.append(f"Content-Length: {len(payload)}\r\n")
+        if (
+            proxy is not None
+            and proxy.auth
+            and route.scheme == "http"
+            and "proxy-authorization" not in headers
+        ):
+            lines.append(f"Proxy-Authorization: {proxy.auth}\r\n")
         lines.append("\r\n")
         data = "".join(lines).encode("latin-1") + payload
         until = self.until
@@ -368,9 +383,10 @@ class FastTransportAdapter(BaseAdapter):
             until = time.perf_counter() + self.deadline
         client = self._client
         client.verify = verify if isinstance(verify, str) else verify is not False
+        client.cert = tuple(cert) if isinstance(cert, list) else cert
         try:
             answer = client.exchange(
-                route, data, method, target, read_timeout, connect_timeout, until, stream
+                route, data, method, target, read_timeout, connect_timeout, until, stream, proxy
             )
         except errors.BodyTooLarge as exc:
             raise BodyTooLarge(f"{exc} (swarm_max_body)", request=request) from None
@@ -390,9 +406,15 @@ class FastTransportAdapter(BaseAdapter):
             raise InvalidHeader(str(exc), request=request) from None
         except errors.HeadersTooLarge as exc:
             raise HeadersTooLarge(str(exc), request=request) from None
-        except (OSError, errors.FastHttpError, httptools.HttpParserError) as exc:
+        except OSError as exc:
+            if proxy is not None:  # the proxy refused, or could not be reached
+                raise ProxyError(f"Unable to connect to proxy: {exc}", request=request) from None
             raise RequestsConnectionError(str(exc), request=request) from None
-        return self.build_response(request, answer, route.key)
+        except (errors.FastHttpError, httptools.HttpParserError) as exc:
+            raise RequestsConnectionError(str(exc), request=request) from None
+        return self.build_response(
+            request, answer, route.key if proxy is None else proxy.key(route)
+        )
 
     def build_response(
         self,
@@ -427,6 +449,44 @@ class FastTransportAdapter(BaseAdapter):
 
     def close(self) -> None:
         self._client.close()
+
+
+@lru_cache(maxsize=256)
+def _proxy(proxy_url: str) -> Proxy:
+    parsed = urlsplit(proxy_url)
+    if not parsed.hostname:
+        raise InvalidProxyURL(
+            "Please check proxy URL. It is malformed and could be missing the host."
+        )
+    if parsed.scheme != "http":
+        raise InvalidSchema(
+            f"the http client's transport supports http:// proxies only, not {proxy_url!r}; "
+            "mount requests.adapters.HTTPAdapter() on the session for that one"
+        )
+    try:
+        port = parsed.port or 80
+    except ValueError:
+        raise InvalidProxyURL(f"the proxy URL {proxy_url!r} has an invalid port") from None
+    username, password = get_auth_from_url(proxy_url)
+    auth = _basic_auth_str(username, password) if username else ""
+    return Proxy(parsed.hostname, port, auth)
+
+
+def proxy_of(proxy_url: str | None, request: requests.PreparedRequest) -> Proxy | None:
+    """The proxy requests chose for this request (``select_proxy`` over ``proxies=``,
+    ``session.proxies`` and, with ``trust_env``, the environment), or None.
+
+    Example:
+        >>> proxy_of("http://u:p@127.0.0.1:3128", requests.PreparedRequest())
+        Proxy(host='127.0.0.1', port=3128, auth='Basic dTpw')
+    """
+    if not proxy_url:
+        return None
+    try:
+        return _proxy(prepend_scheme_if_needed(proxy_url, "http"))  # type: ignore[no-untyped-call]
+    except (InvalidSchema, InvalidProxyURL) as exc:
+        exc.request = request
+        raise
 
 
 def read_body(response: requests.Response) -> bool:

@@ -349,8 +349,7 @@ def test_timeout_is_a_failure_with_a_timeout_kind(local: Local) -> None:
         r = s.get("/hang")
         assert r.status_code == 0 and isinstance(r.error, TimeoutError)
         r = s.get("/hang", timeout=0.1, name="hang once more")
-        assert isinstance(r.error, TimeoutError)
-        assert 0.05 < r.elapsed < 2
+        assert isinstance(r.error, TimeoutError) and "timeout=0.1s" in str(r.error)
         assert s.get("/").status_code == 200  # the session goes on
     finally:
         s.close()

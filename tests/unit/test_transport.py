@@ -28,7 +28,6 @@ from requests.exceptions import (
     ContentDecodingError,
     HTTPError,
     InvalidSchema,
-    ProxyError,
     ReadTimeout,
     RequestException,
 )
@@ -403,14 +402,10 @@ def test_connection_refused_raises_connection_error(session: requests.Session) -
         session.get(f"http://127.0.0.1:{closed_port()}/x", timeout=5)
 
 
-def test_proxies_raise_proxy_error(session: requests.Session, local: Local) -> None:
-    with pytest.raises(ProxyError, match="HTTPAdapter"):
-        session.get(local.url + "/", proxies={"http": "http://127.0.0.1:9"})
-
-
-def test_client_certificates_are_refused(session: requests.Session, local: Local) -> None:
-    with pytest.raises(InvalidSchema):
-        session.get(local.url + "/", cert="/nonexistent.pem")
+def test_an_https_proxy_is_refused_by_name(session: requests.Session, local: Local) -> None:
+    # http:// proxies and client certificates work: tests/unit/test_http_proxy_and_cert.py
+    with pytest.raises(InvalidSchema, match="http:// proxies only"):
+        session.get(local.url + "/", proxies={"http": "https://127.0.0.1:9"})
 
 
 def test_body_too_large(local: Local) -> None:
