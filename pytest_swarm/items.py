@@ -17,10 +17,11 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from .abort import DEFAULT_GRACE, AbortRule, rule_settings
 from .fixture import ENGINE_PROVIDED, target_url
-from .objectives import Objective, ObjectiveError, Verdict, evaluate, parse_objective
+from .objectives import SCOPES, Objective, ObjectiveError, Verdict, evaluate, parse_objective
 from .options import SwarmOptions
-from .spec import LoadSpec, SpecError, build_spec
+from .spec import LoadSpec, SpecError, build_spec, parse_duration
 from .stash import get_options, make_link
 from .target import TargetError, check_target
 
@@ -32,11 +33,68 @@ if TYPE_CHECKING:
 class LoadDefinition:
     spec: LoadSpec
     objectives: tuple[Objective, ...]
+    abort: tuple[AbortRule, ...] = ()
+
+    def settings(self) -> dict[str, Any]:
+        """What the live feed's ``LoadStarted`` carries besides the spec (see make_link)."""
+        return {
+            "objectives": [str(o) for o in self.objectives],
+            "abort": rule_settings(self.abort),
+        }
 
 
 DEFINITION_KEY = pytest.StashKey[LoadDefinition]()
 OUTCOME_KEY = pytest.StashKey["LoadOutcome"]()
 VERDICT_KEY = pytest.StashKey[Verdict]()
+# Why the load was stopped before its end on request (an abort rule, the dashboard).
+STOPPED_KEY = pytest.StashKey[str]()
+
+_SLO_ARGS = ("request", "scope", "abort", "abort_grace")
+
+
+def _slo_objectives(slo: pytest.Mark) -> tuple[list[Objective], AbortRule | None]:
+    """The objectives of one ``slo`` mark, and its abort rule if it has ``abort=True``."""
+    extra = sorted(set(slo.kwargs) - set(_SLO_ARGS))
+    if extra:
+        raise SpecError(
+            f"slo(): unknown argument(s) {', '.join(extra)} (expected {', '.join(_SLO_ARGS)})"
+        )
+    request = slo.kwargs.get("request")
+    if request is not None and not isinstance(request, str):
+        raise SpecError(f"slo(request={request!r}): request must be a request name")
+    scope = slo.kwargs.get("scope")
+    if scope is not None and scope not in SCOPES:
+        raise SpecError(f"slo(scope={scope!r}): expected scope={SCOPES[0]!r} (or no scope)")
+    if scope is not None and request is not None:
+        raise SpecError("slo(): give request= or scope=, not both")
+    abort = slo.kwargs.get("abort", False)
+    if not isinstance(abort, bool):
+        raise SpecError(f"slo(abort={abort!r}): expected True or False")
+    grace_value = slo.kwargs.get("abort_grace")
+    if grace_value is not None and not abort:
+        raise SpecError("slo(abort_grace=...): only meaningful with abort=True")
+    grace = DEFAULT_GRACE
+    if grace_value is not None:
+        if isinstance(grace_value, bool) or not isinstance(grace_value, str | int | float):
+            raise SpecError(
+                f"slo(abort_grace={grace_value!r}): expected a duration like '10s' or seconds"
+            )
+        try:
+            grace = parse_duration(grace_value, argument="abort_grace")
+        except SpecError:
+            raise SpecError(
+                f"slo(abort_grace={grace_value!r}): expected a positive duration like '10s' "
+                "or a number of seconds"
+            ) from None
+    if not slo.args:
+        raise SpecError('slo(): give at least one objective, e.g. slo("p95 < 300ms")')
+    objectives = []
+    for text in slo.args:
+        if not isinstance(text, str):
+            raise SpecError(f"slo({text!r}): objectives are strings like 'p95 < 300ms'")
+        objectives.append(parse_objective(text, request=request, scope=scope))
+    return objectives, AbortRule(tuple(objectives), grace) if abort else None
+
 
 _LOAD_ARGS = ("users", "rate", "duration", "wait", "iterations", "stop_timeout", "stages")
 
@@ -60,21 +118,14 @@ def _definition(item: pytest.Function, options: SwarmOptions) -> LoadDefinition:
         )
     spec = build_spec(**kwargs, overrides=options.overrides)
     objectives: list[Objective] = []
+    rules: list[AbortRule] = []
     for slo in item.iter_markers("slo"):
-        extra = sorted(set(slo.kwargs) - {"request"})
-        if extra:
-            raise SpecError(f"slo(): unknown argument(s) {', '.join(extra)}")
-        request = slo.kwargs.get("request")
-        if request is not None and not isinstance(request, str):
-            raise SpecError(f"slo(request={request!r}): request must be a request name")
-        if not slo.args:
-            raise SpecError('slo(): give at least one objective, e.g. slo("p95 < 300ms")')
-        for text in slo.args:
-            if not isinstance(text, str):
-                raise SpecError(f"slo({text!r}): objectives are strings like 'p95 < 300ms'")
-            objectives.append(parse_objective(text, request=request))
+        found, rule = _slo_objectives(slo)
+        objectives.extend(found)
+        if rule is not None:
+            rules.append(rule)
     objectives.extend(options.objectives)
-    return LoadDefinition(spec, tuple(objectives))
+    return LoadDefinition(spec, tuple(objectives), tuple(rules))
 
 
 class SwarmWarning(pytest.PytestWarning):
@@ -85,7 +136,7 @@ def start_shortfall(spec: LoadSpec) -> str:
     """Why not every user can start within the duration, or "".
 
     >>> from pytest_swarm.spec import parse_wait
-    >>> start_shortfall(LoadSpec(10, 2.0, 2.0, parse_wait(None), 5.0))[:48]
+    >>> start_shortfall(LoadSpec(10, 2.0, 2.0, parse_wait(None), 5.0))[:47]
     '10 users at 2/s need 5s to start, longer than t'
     """
     if spec.profile is not None or spec.rate <= 0 or spec.users / spec.rate <= spec.duration:
@@ -140,13 +191,14 @@ def _setup(item: pytest.Function) -> None:
     options = get_options(item.config)
     info = item._fixtureinfo
     plan = FixturePlan(item, info.argnames, autouse=item_autouse(item), provided=ENGINE_PROVIDED)
+    link = make_link(item.config, item.nodeid, settings=definition.settings())
     try:
         outcome = run_load(
             name=item.name,
             spec=definition.spec,
             plan=plan,
             tasks=[Task(item.obj, tuple(info.argnames))],
-            link=make_link(item.config, item.nodeid),
+            link=link,
             interval=options.report_interval,
             preflight=lambda: check_target(target_url(item._request)),
         )
@@ -164,20 +216,63 @@ def _setup(item: pytest.Function) -> None:
         )
         raise
     item.stash[OUTCOME_KEY] = outcome
+    stopped = take_requested_stop(
+        getattr(link, "stopped", ""),
+        outcome.result.problems,
+        # The controller's word is final under xdist (this worker may have ended first); a
+        # local stop that came as the run was ending anyway stopped nothing.
+        confirmed=getattr(link, "stop_confirmed", True),
+    )
+    if stopped:
+        item.stash[STOPPED_KEY] = stopped
     add_properties(item, outcome.result)
     if outcome.result.problems:
         # Failing in setup makes this an ERROR (JUnit <error>), distinct from an objective miss.
         pytest.fail(f"{item.name}: " + "\n".join(outcome.result.problems), pytrace=False)
 
 
+def take_requested_stop(reason: str, problems: list[str], confirmed: bool = True) -> str:
+    """A load stopped on request (through the feed: an abort rule, the dashboard) is judged
+    as a failure with its reason, not as an infrastructure error: the engine's "stopped early"
+    line for that very reason is taken out of ``problems`` (any other problem stays and
+    still makes the test an ERROR). Returns the reason; "" when nothing was stopped early:
+    unless ``confirmed``, only if the engine's line was there.
+
+    >>> problems = ["the load stopped early on gw1: aborted at 2.0s: p95 missed", "other"]
+    >>> take_requested_stop("aborted at 2.0s: p95 missed", problems, confirmed=False), problems
+    ('aborted at 2.0s: p95 missed', ['other'])
+    >>> take_requested_stop("too late", [], confirmed=False)
+    ''
+    """
+    if not reason:
+        return ""
+    kept = [
+        p
+        for p in problems
+        if not (p.startswith("the load stopped early on ") and p.endswith(": " + reason))
+    ]
+    if len(kept) == len(problems) and not confirmed:
+        return ""
+    problems[:] = kept
+    return reason
+
+
 def _runtest(item: pytest.Function) -> None:
     definition = item.stash[DEFINITION_KEY]
     outcome = item.stash[OUTCOME_KEY]
     verdict = evaluate(definition.objectives, outcome.result)
+    stopped = item.stash.get(STOPPED_KEY, "")
+    if stopped:
+        verdict = Verdict(verdict.outcomes, stopped=stopped)
     item.stash[VERDICT_KEY] = verdict
     setup_failures = outcome.result.snapshot.setup_failures
     reasons = []
-    if not verdict.met:
+    if stopped:
+        reasons.append(
+            f"load stopped before its end (ran {outcome.result.duration:.1f}s of "
+            f"{definition.spec.duration:g}s): {stopped}\n" + verdict.table()
+        )
+    elif not verdict.met:
         reasons.append("objectives missed:\n" + verdict.table())
     if setup_failures:
         reasons.append(

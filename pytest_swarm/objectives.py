@@ -3,15 +3,24 @@
 Grammar: ``[<request>] <metric> <op> <value>`` with optional whitespace.
 
 * metric: ``p<N>`` with N in (0, 100] (``p99.9``), ``median`` (= ``p50``), ``mean``,
-  ``min``, ``max``, ``error_rate``, ``failures``, ``requests``, ``rps``;
-* op: ``<``, ``<=``, ``>``, ``>=``;
+  ``min``, ``max``, ``error_rate``, ``failures``, ``requests``, ``rps``; and two counts of
+  the open model over the whole run, ``dropped`` (iterations never run) and ``late``
+  (iterations started past the lateness bound);
+* op: ``<``, ``<=``, ``>``, ``>=``, and ``=`` (also ``==``) for counts only;
 * value: a time with unit ``us``/``ms``/``s`` for time metrics; ``1%`` or a ratio
-  ``0.01`` for ``error_rate``; a non-negative integer for ``failures``/``requests``;
-  a non-negative number (optionally ``/s``) for ``rps``.
+  ``0.01`` for ``error_rate``; a non-negative integer for ``failures``/``requests``/
+  ``dropped``/``late``; a non-negative number (optionally ``/s``) for ``rps``.
+
+Scopes: the total over all requests (the default), one request name (``request=`` or a
+``[name]`` prefix), or whole iterations (``scope="iterations"``, written ``iterations:`` in
+front): ``RunResult.iterations``, whose times are corrected for coordinated omission in the
+open model.
 
 >>> o = parse_objective("p99.9<0.8s", request="GET /cart")
 >>> str(o), o.threshold
 ('[GET /cart] p99.9 < 800ms', 0.8)
+>>> str(parse_objective("p99 < 1s", scope="iterations")), str(parse_objective("dropped == 0"))
+('iterations: p99 < 1s', 'dropped = 0')
 """
 
 from __future__ import annotations
@@ -29,15 +38,23 @@ _OPS: dict[str, Callable[[float, float], bool]] = {
     "<=": operator.le,
     ">": operator.gt,
     ">=": operator.ge,
+    "=": operator.eq,
 }
-_FIXED_METRICS = ("mean", "min", "max", "error_rate", "failures", "requests", "rps")
+# Counts of the whole run (not of a request name or of the iterations): RunResult attributes.
+_RUN_COUNTS = ("dropped", "late")
+_COUNT_METRICS = ("failures", "requests", *_RUN_COUNTS)
+_FIXED_METRICS = ("mean", "min", "max", "error_rate", "failures", "requests", "rps", *_RUN_COUNTS)
 _TIME_METRICS = ("mean", "min", "max")
 _METRIC_HELP = (
-    "p<N> (e.g. p95, p99.9), median, mean, min, max, error_rate, failures, requests or rps"
+    "p<N> (e.g. p95, p99.9), median, mean, min, max, error_rate, failures, requests, rps, "
+    "dropped or late"
 )
+SCOPES = ("iterations",)
+"""Scopes other than the total and a request name (``slo(..., scope="iterations")``)."""
 _NUM = r"(\d+(?:\.\d*)?|\.\d+)"
 _OBJECTIVE_RE = re.compile(
-    r"\s*(?:\[(?P<request>.*)\]\s*)?(?P<metric>[A-Za-z_][\w.]*)\s*"
+    r"\s*(?:(?P<scope>iterations)\s*:\s*)?"
+    r"(?:\[(?P<request>.*)\]\s*)?(?P<metric>[A-Za-z_][\w.]*)\s*"
     r"(?P<op><=|>=|==|!=|=<|=>|<|>|=)\s*(?P<value>.*?)\s*",
     re.DOTALL,
 )
@@ -77,11 +94,18 @@ class EntryLike(Protocol):
 
 
 class ResultLike(Protocol):
-    """A load-test result: the total plus one entry per request name."""
+    """A load-test result: the total, one entry per request name, the iterations, and the
+    open model's counts of dropped and late iterations."""
 
     @property
     def total(self) -> EntryLike: ...
     def get(self, name: str) -> EntryLike | None: ...
+    @property
+    def iterations(self) -> EntryLike: ...
+    @property
+    def dropped(self) -> int: ...
+    @property
+    def late(self) -> int: ...
 
 
 def _is_time(metric: str) -> bool:
@@ -124,6 +148,7 @@ def _threshold_text(metric: str, threshold: float) -> str:
 class Objective:
     """One parsed objective.  ``threshold`` is in seconds for time metrics and a
     ratio for ``error_rate``; ``request=None`` means the total over all requests.
+    ``scope="iterations"`` measures whole iterations instead of requests.
     ``text`` (the original wording) takes no part in equality.
     """
 
@@ -133,6 +158,7 @@ class Objective:
     request: str | None = None
     text: str = field(default="", compare=False)
     implicit: bool = False
+    scope: str | None = None
 
     def __post_init__(self) -> None:
         match = _PERCENTILE_RE.fullmatch(self.metric)
@@ -144,16 +170,36 @@ class Objective:
         if not valid:
             raise ObjectiveError(f"invalid metric {self.metric!r}: expected {_METRIC_HELP}")
         if self.op not in _OPS:
-            raise ObjectiveError(f"invalid operator {self.op!r}: expected <, <=, > or >=")
+            raise ObjectiveError(f"invalid operator {self.op!r}: expected <, <=, >, >= or =")
+        if self.op == "=" and self.metric not in _COUNT_METRICS:
+            raise ObjectiveError(
+                f"'=' compares counts ({', '.join(_COUNT_METRICS)}); use <=, >=, < or > "
+                f"for {self.metric}"
+            )
+        if self.scope is not None and self.scope not in SCOPES:
+            raise ObjectiveError(
+                f"invalid scope {self.scope!r}: expected {' or '.join(SCOPES)} (or none)"
+            )
+        if self.scope is not None and self.request is not None:
+            raise ObjectiveError(
+                "an objective is scoped to a request name or to the iterations, not both"
+            )
+        if self.metric in _RUN_COUNTS and (self.scope or self.request):
+            raise ObjectiveError(
+                f"{self.metric} counts iterations of the whole run: it takes no request name "
+                "or scope"
+            )
         limit = 1.0 if self.metric == "error_rate" else math.inf
         if not 0 <= self.threshold <= limit or math.isinf(self.threshold):
             raise ObjectiveError(f"invalid threshold {self.threshold!r} for {self.metric}")
-        if self.metric in ("failures", "requests") and not float(self.threshold).is_integer():
+        if self.metric in _COUNT_METRICS and not float(self.threshold).is_integer():
             raise ObjectiveError(f"invalid threshold {self.threshold!r}: {self.metric} counts")
 
     def __str__(self) -> str:
         """Canonical text, which :func:`parse_objective` reads back to an equal objective."""
         scope = "" if self.request is None else f"[{self.request}] "
+        if self.scope is not None:
+            scope = f"{self.scope}: "
         return f"{scope}{self.metric} {self.op} {_threshold_text(self.metric, self.threshold)}"
 
 
@@ -176,7 +222,7 @@ def _parse_value(metric: str, value: str, fail: Callable[[str], ObjectiveError])
         if not percent and number > 1:
             raise fail(f"expected a ratio in [0, 1] or a percentage; did you mean '{value}%'?")
         return number / 100 if percent else number
-    if metric in ("failures", "requests"):
+    if metric in _COUNT_METRICS:
         if not re.fullmatch(r"\d+", value):
             raise fail(f"expected a non-negative integer count of {metric}, e.g. '0'")
         return float(value)
@@ -186,9 +232,10 @@ def _parse_value(metric: str, value: str, fail: Callable[[str], ObjectiveError])
     return float(match.group(1))
 
 
-def parse_objective(text: str, request: str | None = None) -> Objective:
+def parse_objective(text: str, request: str | None = None, scope: str | None = None) -> Objective:
     """Parse ``<metric> <op> <value>``, optionally scoped to one request name
-    (either by ``request`` or by a ``[name]`` prefix, as :meth:`Objective.__str__` writes).
+    (either by ``request`` or by a ``[name]`` prefix, as :meth:`Objective.__str__` writes)
+    or to the iterations (``scope="iterations"`` or an ``iterations:`` prefix).
 
     >>> o = parse_objective("median <= 0.25s")
     >>> o.metric, o.op, o.threshold, o.request, o.text
@@ -210,16 +257,24 @@ def parse_objective(text: str, request: str | None = None) -> Objective:
     match = _OBJECTIVE_RE.fullmatch(text)
     if match is None:
         raise fail("expected '<metric> <op> <value>', e.g. 'p95 < 300ms' or 'error_rate < 1%'")
-    scope = match.group("request")
-    if scope is not None:
-        if not scope:
+    named = match.group("request")
+    if named is not None:
+        if not named:
             raise fail("expected a request name inside [...]")
-        if request is not None and request != scope:
-            raise fail(f"scoped to [{scope}] but given for request {request!r}")
-        request = scope
+        if request is not None and request != named:
+            raise fail(f"scoped to [{named}] but given for request {request!r}")
+        request = named
+    if match.group("scope") is not None:
+        scope = match.group("scope")
+    if scope is not None and scope not in SCOPES:
+        raise fail(f"unknown scope {scope!r}; expected {' or '.join(SCOPES)}")
+    if scope is not None and request is not None:
+        raise fail("scoped to a request name and to the iterations: choose one")
     op = match.group("op")
+    if op == "==":
+        op = "="
     if op not in _OPS:
-        raise fail(f"unsupported operator {op!r}; expected <, <=, > or >=")
+        raise fail(f"unsupported operator {op!r}; expected <, <=, >, >= or =")
     metric = match.group("metric").lower()
     percentile = _PERCENTILE_RE.fullmatch(metric)
     if metric == "median":
@@ -232,16 +287,26 @@ def parse_objective(text: str, request: str | None = None) -> Objective:
             )
     elif metric not in _FIXED_METRICS:
         raise fail(f"unknown metric {match.group('metric')!r}; expected {_METRIC_HELP}")
+    if op == "=" and metric not in _COUNT_METRICS:
+        raise fail(
+            f"'=' compares counts ({', '.join(_COUNT_METRICS)}); expected <, <=, > or >= "
+            f"for {metric}"
+        )
+    if metric in _RUN_COUNTS and (scope is not None or request is not None):
+        raise fail(f"{metric} counts iterations of the whole run: it takes no request or scope")
     threshold = _parse_value(metric, match.group("value"), fail)
     if math.isinf(threshold):
         raise fail("expected a finite value")
-    return Objective(metric, op, threshold, request, text)
+    return Objective(metric, op, threshold, request, text, scope=scope)
 
 
 def _entry(objective: Objective, result: ResultLike) -> tuple[EntryLike | None, str]:
     """The entry an objective is measured on, or None and why there is none."""
-    if objective.request is None:
-        entry: EntryLike | None = result.total
+    if objective.scope == "iterations":
+        entry: EntryLike | None = result.iterations
+        why = "no iteration completed"
+    elif objective.request is None:
+        entry = result.total
         why = "no requests recorded"
     else:
         entry = result.get(objective.request)
@@ -258,6 +323,8 @@ _ATTRIBUTES = {"error_rate": "error_ratio", "requests": "count"}
 
 
 def _measure(objective: Objective, result: ResultLike) -> tuple[float | None, str]:
+    if objective.metric in _RUN_COUNTS:
+        return float(getattr(result, objective.metric)), ""
     entry, why = _entry(objective, result)
     if entry is None:
         return None, why
@@ -339,13 +406,23 @@ class Outcome:
 
 @dataclass(frozen=True)
 class Verdict:
-    """All outcomes of a load test's objectives."""
+    """All outcomes of a load test's objectives. ``stopped`` says why the load was stopped
+    before its end (an abort rule, the dashboard), "" when it ran its course: a stopped load
+    never meets its objectives, whatever the figures it left.
+
+    Example:
+        >>> o = Outcome(parse_objective("p95 < 300ms"), 0.412, False)
+        >>> print(Verdict((o,), stopped="aborted 10.0s into the load").table())
+          STOPPED aborted 10.0s into the load
+          MISSED  p95 < 300ms  measured 412ms
+    """
 
     outcomes: tuple[Outcome, ...]
+    stopped: str = ""
 
     @property
     def met(self) -> bool:
-        return all(outcome.met for outcome in self.outcomes)
+        return not self.stopped and all(outcome.met for outcome in self.outcomes)
 
     @property
     def missed(self) -> list[Outcome]:
@@ -354,7 +431,7 @@ class Verdict:
     def table(self) -> str:
         """One line per objective, e.g. ``  MISSED  p95 < 300ms    measured 412ms``."""
         width = max((len(outcome.label()) for outcome in self.outcomes), default=0)
-        lines = []
+        lines = [f"  STOPPED {self.stopped}"] if self.stopped else []
         for outcome in self.outcomes:
             shown = outcome.detail
             if outcome.measured is not None:

@@ -19,7 +19,8 @@ from . import integrations, items
 from .engine import patching
 from .fixture import Swarm, fast_http, http, measure_fixture, swarm, swarm_user
 from .options import add_options
-from .stash import get_options, quiet, terminal_writer
+from .publish import STOPPED_ATTR, finished_events
+from .stash import get_feed, get_options, quiet, terminal_writer
 
 __all__ = ["fast_http", "http", "measure_fixture", "swarm", "swarm_user"]
 
@@ -99,6 +100,12 @@ def pytest_configure(config: pytest.Config) -> None:
     workerinput = getattr(config, "workerinput", None)
     if workerinput is None:
         config.pluginmanager.register(SummaryPrinter(config), "swarm-summary")
+        # The aggregating process (one process, or the xdist controller) applies the
+        # abort rules of slo(..., abort=True) on its live feed.
+        from .abort import AbortWatch
+
+        feed = get_feed(config)
+        feed.subscribe(AbortWatch(feed))
         web = get_options(config).web
         if web is not None:  # the aggregating process only: it has the feed
             from .web.plugin import DashboardPlugin
@@ -150,9 +157,14 @@ def pytest_runtest_makereport(
 
         text = "\n\n".join(full_report(label, r, v) for label, _, r, v in results)
         report.sections.append((SECTION, text))
-        options = get_options(item.config)
-        if options.json_path or options.html_path:
-            report.swarm_json = [document(key, r, v) for _, key, r, v in results]  # type: ignore[attr-defined]
+        # Always: the live feed's LoadFinished carries it, not only the report files.
+        docs = [document(key, r, v) for _, key, r, v in results]
+        stopped = item.stash.get(items.STOPPED_KEY, "")
+        if stopped:  # stopped on request (abort rule, dashboard): the feed says "aborted"
+            setattr(report, STOPPED_ATTR, stopped)
+            for doc in docs:
+                doc["stopped"] = stopped
+        report.swarm_json = docs  # type: ignore[attr-defined]
     return report
 
 
@@ -186,6 +198,9 @@ class SummaryPrinter:
     @pytest.hookimpl(trylast=True)
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         self.documents.extend(getattr(report, "swarm_json", None) or [])
+        feed = get_feed(self.config)
+        for event in finished_events(report):
+            feed.publish(event)
         texts = [content for name, content in report.sections if name == SECTION]
         write = terminal_writer(self.config) if texts else None
         if write is None:
@@ -227,3 +242,6 @@ class SummaryPrinter:
         for target in written:
             if write is not None and not quiet(self.config):
                 write(f"\nswarm: {len(self.documents)} load test result(s) written to {target}")
+        from .feed import SessionFinished
+
+        get_feed(self.config).publish(SessionFinished())

@@ -9,7 +9,7 @@ Example:
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
@@ -21,8 +21,9 @@ if TYPE_CHECKING:
 
 OPTIONS_KEY = pytest.StashKey[SwarmOptions]()
 FEED_KEY = pytest.StashKey[Feed]()
-# Set by the distributed mode on xdist workers: builds the ZeroMQ link for one test.
-LINK_FACTORY_KEY = pytest.StashKey["Callable[[str], Link]"]()
+# Set by the distributed mode on xdist workers: builds the ZeroMQ link for one test, given
+# its key and the settings its LoadStarted event carries (objectives, abort rules).
+LINK_FACTORY_KEY = pytest.StashKey["Callable[[str, dict[str, Any]], Link]"]()
 
 
 def get_options(config: pytest.Config) -> SwarmOptions:
@@ -69,16 +70,18 @@ def terminal_writer(
     return write
 
 
-def make_link(config: pytest.Config, key: str) -> Link:
+def make_link(config: pytest.Config, key: str, settings: dict[str, Any] | None = None) -> Link:
     """The link for one load test (``key`` names it across workers): ZeroMQ to the
-    controller on an xdist worker, else local."""
+    controller on an xdist worker, else local (publishing on the session's feed).
+    ``settings`` (the objectives and abort rules as plain data) travel in the feed's
+    ``LoadStarted`` event, from the worker to the controller under xdist."""
     # Imported here: the engine pulls in gevent, which a run without load tests never needs.
     from .engine.link import LocalLink
     from .report.terminal import live_line
 
     factory = config.stash.get(LINK_FACTORY_KEY, None)
     if factory is not None:
-        return factory(key)
+        return factory(key, dict(settings or {}))
     write = None if quiet(config) else terminal_writer(config)
 
     def live(status: LiveStatus) -> None:
@@ -86,4 +89,10 @@ def make_link(config: pytest.Config, key: str) -> Link:
             write(live_line(status))
 
     interval = get_options(config).report_interval
-    return LocalLink(live=live if write is not None else None, interval=interval)
+    return LocalLink(
+        live=live if write is not None else None,
+        interval=interval,
+        feed=get_feed(config),
+        key=key,
+        settings=settings,
+    )

@@ -285,9 +285,14 @@ class _NoAnswerYet(Exception):
 class AgentLink:
     """The distributed :class:`~pytest_swarm.engine.link.Link` for one load test."""
 
-    def __init__(self, agent: Agent, key: str) -> None:
+    def __init__(self, agent: Agent, key: str, settings: dict[str, Any] | None = None) -> None:
         self.agent = agent
         self.key = key
+        self.settings = settings
+        # The controller's word on a stop requested through its feed (abort rule, dashboard):
+        # final, whether or not this worker's own users were still running then.
+        self.stopped = ""
+        self.stop_confirmed = True
         self._begun = False
         # seq -> (body, requests in it, when it was last sent): deltas not yet acknowledged.
         self.unacked: dict[int, tuple[dict[str, Any], int, float]] = {}
@@ -300,7 +305,14 @@ class AgentLink:
 
     def begin(self, test: str, spec: LoadSpec) -> Share:
         agent = self.agent
-        body = {"test": self.key, "users": spec.users, "duration": float(spec.duration)}
+        from ..engine.link import load_settings
+
+        body = {
+            "test": self.key,
+            "users": spec.users,
+            "duration": float(spec.duration),
+            "settings": load_settings(spec, self.settings),
+        }
         self._begun = True
         msg = agent.request("ready", "go", self.key, body, None)
         if msg.kind == "refuse":
@@ -379,6 +391,7 @@ class AgentLink:
                 f"the controller refused worker {self.agent.worker}: {msg.body['reason']}"
             )
         body = msg.body
+        self.stopped = str(body["stopped"])
         cpu, lag, saturated = body["health"]
         return RunResult(
             snapshot=Snapshot.from_wire(body["snapshot"]),

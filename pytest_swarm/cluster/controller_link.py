@@ -23,6 +23,7 @@ from typing import Any
 import zmq
 
 from ..engine.link import LiveStatus
+from ..feed import Event, Feed, LoadStarted
 from .controller_state import Control, Outbox
 from .endpoint import Endpoint, private_ipc
 from .wire import MAX_FRAME, VersionMismatch, WireError, decode
@@ -50,9 +51,13 @@ class Coordinator:
         heartbeat_timeout: float = 5.0,
         live: Callable[[LiveStatus], None] | None = None,
         private_dir: str | None = None,
+        feed: Feed | None = None,
     ) -> None:
         self.control = Control(interval=interval, heartbeat_timeout=heartbeat_timeout)
         self.live = live
+        # The session's live feed: published from this thread, outside the lock (a subscriber
+        # may request a stop, which takes the lock).
+        self.feed = feed
         self._lock = threading.Lock()
         self._pending: Outbox = []
         self._stop = threading.Event()
@@ -153,6 +158,30 @@ class Coordinator:
             self._pending += self.control.interrupt(reason)
             self._wake()
 
+    def request_stop(self, test: str, reason: str) -> None:
+        """The feed's stopper of a running load test (from any thread): its workers are told
+        to stop (see Control.request_stop)."""
+        with self._lock:
+            self._pending += self.control.request_stop(test, reason)
+            self._wake()
+
+    def _stopper(self, test: str) -> Callable[[str], None]:
+        def stop(reason: str) -> None:
+            self.request_stop(test, reason)
+
+        return stop
+
+    def _publish(self, events: list[Event], ended: list[str]) -> None:
+        feed = self.feed
+        if feed is None:
+            return
+        for event in events:
+            if isinstance(event, LoadStarted):
+                feed.register_stop(event.test, self._stopper(event.test))
+            feed.publish(event)
+        for test in ended:
+            feed.unregister_stop(test)
+
     def interrupted_results(
         self, timeout: float, hurry: threading.Event | None = None
     ) -> list[tuple[str, Any]]:
@@ -241,10 +270,13 @@ class Coordinator:
                     next_tick = now + every
                     more, lines = self.control.tick(now)
                     out += more
+                feed_events, self.control.events = self.control.events, []
+                ended, self.control.ended = self.control.ended, []
             self._send(out)
             if self.live is not None:
                 for status in lines:
                     self.live(status)
+            self._publish(feed_events, ended)
             self.cpu_seconds = time.thread_time() - cpu0
 
     def _drain(self) -> Outbox:

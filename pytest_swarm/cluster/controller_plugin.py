@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from ..stash import get_options, quiet, terminal_writer
+from ..stash import get_feed, get_options, quiet, terminal_writer
 from .endpoint import Endpoint, private_ipc
 from .scheduler import SwarmScheduling
 
@@ -100,6 +100,7 @@ class ControllerPlugin:
             heartbeat_timeout=HEARTBEAT_TIMEOUT,
             live=self._live(),
             private_dir=private,
+            feed=get_feed(self.config),
         )
 
     def pytest_configure_node(self, node: Any) -> None:

@@ -18,10 +18,11 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..engine.link import LiveStatus, live_status
+from ..engine.link import LiveStatus, live_status, short_name
+from ..feed import Event, LoadStarted, Progress
 from ..stats.aggregator import Aggregator
 from ..stats.snapshot import Snapshot, check_wire
-from .wire import Message, WireError, encode, pack_timeline
+from .wire import Message, WireError, check_settings, encode, pack_timeline
 
 Outbox = list[tuple[str, bytes]]
 _PONG = encode("pong")
@@ -70,6 +71,11 @@ class TestRun:
     next_live: float = 0.0
     problems: list[str] = field(default_factory=list)
     late: dict[str, int] = field(default_factory=dict)  # worker -> deltas refused after final
+    settings: dict[str, Any] = field(default_factory=dict)  # from the first ready (the feed's)
+    next_progress: float = 0.0
+    # worker -> its latest (cpu %, lag s, users): the feed's per-worker figures.
+    health: dict[str, tuple[float, float, int]] = field(default_factory=dict)
+    stopped: str = ""  # why it was stopped on request (abort rule, dashboard), "" if not
 
     @property
     def complete(self) -> bool:
@@ -99,6 +105,10 @@ class Control:
         # test then names them, so the run cannot pass on the others' figures alone.
         self.refused: dict[str, str] = {}
         self.interrupted: str | None = None  # the session was interrupted: start nothing new
+        # For the live feed, drained by the coordinator and published outside its lock: the
+        # events, and the tests whose users are all done (their stoppers unregistered).
+        self.events: list[Event] = []
+        self.ended: list[str] = []
 
     # -- inputs ---------------------------------------------------------------------------
     def expect(self, worker: str) -> None:
@@ -176,8 +186,42 @@ class Control:
             out += self._answer_claims(item)
         return out
 
+    def request_stop(self, test: str, reason: str) -> Outbox:
+        """Stop a running load test on request (the feed: an abort rule, the dashboard): every
+        worker still running it is told to stop with ``reason``, and the result says so.
+        Nothing for a test that is not running (any more), or already stopped."""
+        run = self.runs.get(test)
+        if run is None or run.release_time is None or run.complete or run.stopped:
+            return []
+        run.stopped = reason[:2000]
+        return [
+            (w, encode("stop", test=run.test, reason=run.stopped))
+            for w in sorted(run.remaining, key=rank)
+        ]
+
+    def progress(self, run: TestRun, now: float) -> Progress:
+        """The feed's Progress of a running test: the swarm's aggregate so far (a new result,
+        which nothing here touches again) and each worker's latest health."""
+        agg = run.aggregator
+        assert agg is not None and run.release_time is not None
+        elapsed = max(now - run.release_time, 0.0)
+        result = agg.result(duration=elapsed, users=next(iter(run.ready.values()), 0))
+        result.workers = len(run.released)
+        return Progress(
+            run.test,
+            short_name(run.test),
+            elapsed=elapsed,
+            duration=self.durations.get(run.test, 0.0),
+            result=result,
+            workers={
+                w: {"cpu": cpu, "lag": lag, "users": float(users)}
+                for w, (cpu, lag, users) in sorted(run.health.items())
+            },
+        )
+
     def tick(self, now: float) -> tuple[Outbox, list[LiveStatus]]:
-        """Heartbeats out, silent workers declared lost, live lines of running tests."""
+        """Heartbeats out, silent workers declared lost, live lines of running tests, the
+        feed's Progress of each at every report interval."""
         out: Outbox = []
         for name, state in list(self.workers.items()):
             if state.gone is not None:
@@ -192,6 +236,9 @@ class Control:
         lines = []
         for run in self.runs.values():
             agg = run.aggregator
+            if agg is not None and not run.complete and now >= run.next_progress:
+                run.next_progress = max(run.next_progress + self.interval, now)
+                self.events.append(self.progress(run, now))
             if agg is None or run.complete or now < run.next_live:
                 continue
             run.next_live = now + self.live_every
@@ -267,6 +314,13 @@ class Control:
             return [(worker, encode("stop", test=run.test, reason="test already started"))]
         run.ready[worker] = body["users"]
         self.durations[run.test] = float(body["duration"])
+        if not run.settings:
+            try:
+                run.settings = dict(check_settings(body["settings"]))
+            except WireError as exc:
+                # Without its settings the test's abort rules would silently not apply.
+                run.settings = {"invalid": str(exc)}
+                run.problems.append(f"worker {worker} sent unreadable load settings: {exc}")
         return self._maybe_release(run, now)
 
     def _abort(self, worker: str, body: dict[str, Any], now: float) -> Outbox:
@@ -292,6 +346,17 @@ class Control:
         for worker, reason in sorted(self.refused.items()):
             run.problems.append(f"worker {worker} was refused at the handshake: {reason}")
         run.aggregator = Aggregator(start=now, interval=self.interval)
+        run.next_progress = now + self.interval
+        self.events.append(
+            LoadStarted(
+                run.test,
+                short_name(run.test),
+                duration=self.durations.get(run.test, 0.0),
+                users=next(iter(run.ready.values()), 0),
+                workers=len(run.released),
+                settings=dict(run.settings),
+            )
+        )
         out = [
             (w, encode("go", test=run.test, index=i, workers=len(run.released)))
             for i, w in enumerate(run.released)
@@ -317,6 +382,7 @@ class Control:
         if run.aggregator.add(worker, seq, delta, now, final=final):
             # A resent delta is one interval, not two: its health sample counts once.
             run.aggregator.set_health(worker, float(body["cpu"]), float(body["lag"]))
+            run.health[worker] = (float(body["cpu"]), float(body["lag"]), delta.users)
             if final and body["lost"]:
                 run.problems.append(
                     f"worker {worker}: {body['lost']} request(s) lost: their statistics were "
@@ -373,6 +439,7 @@ class Control:
         if not run.complete:
             return []
         if run.result_frame is None:
+            self.ended.append(run.test)
             run.result_frame = self._result_frame(run, now)
         out = [(w, run.result_frame) for w in sorted(run.waiting)]
         run.waiting.clear()
@@ -419,6 +486,7 @@ class Control:
                 ),
                 health=[h.cpu_max, h.lag_max, h.saturated],
                 workers=len(run.released),
+                stopped=run.stopped,
             )
         except WireError as exc:
             # A result too large for one frame must still end the test: the reporting worker
@@ -439,6 +507,7 @@ class Control:
                 timeline=pack_timeline(()),
                 health=[h.cpu_max, h.lag_max, h.saturated],
                 workers=len(run.released),
+                stopped=run.stopped,
             )
 
     def reporter_of(self, item: str) -> str | None:

@@ -7,9 +7,9 @@ field, and snapshots are rebuilt through ``Snapshot.from_wire`` (which bounds hi
 so a malformed or hostile message costs a ``WireError``, never a crash or a huge allocation.
 
 Example:
-    >>> frame = encode("ready", test="t.py::test_a", users=10, duration=2.0)
+    >>> frame = encode("abort", test="t.py::test_a", reason="setup failed")
     >>> decode(frame)
-    Message(kind='ready', body={'test': 't.py::test_a', 'users': 10, 'duration': 2.0})
+    Message(kind='abort', body={'test': 't.py::test_a', 'reason': 'setup failed'})
 """
 
 from __future__ import annotations
@@ -39,7 +39,9 @@ _BYTES = (bytes,)
 # kind -> {field: allowed types}. Worker -> controller first, then controller -> worker.
 SCHEMA: dict[str, dict[str, tuple[type, ...]]] = {
     "hello": {"worker": _STR, "version": _STR, "load_tests": _LIST},
-    "ready": {"test": _STR, "users": _INT, "duration": _NUM},
+    # settings: what the live feed's LoadStarted shows and the abort rule reads (the spec's
+    # description, the objectives and abort rules as text); checked by check_settings.
+    "ready": {"test": _STR, "users": _INT, "duration": _NUM, "settings": _DICT},
     "abort": {"test": _STR, "reason": _STR},
     "stats": {"test": _STR, "seq": _INT, "delta": _DICT, "cpu": _NUM, "lag": _NUM},
     # lost: requests in deltas this worker gave up resending (see agent.py); 0 normally.
@@ -68,6 +70,8 @@ SCHEMA: dict[str, dict[str, tuple[type, ...]]] = {
         "timeline": _BYTES,  # little-endian float64s, six per point (see agent.py)
         "health": _LIST,
         "workers": _INT,
+        # Why the load was stopped on request (abort rule, dashboard), "" when it was not.
+        "stopped": _STR,
     },
     "reporter": {"test": _STR, "yes": _BOOL},
     "stop": {"test": _STR, "reason": _STR},
@@ -233,6 +237,54 @@ def decode(frame: bytes) -> Message:
         if isinstance(value, float) and not (math.isfinite(value) and value >= 0):
             raise WireError(f"{kind}: field {name!r} is negative or not finite")
     return Message(kind, body)
+
+
+MAX_SETTINGS_STRINGS = 200
+MAX_SETTINGS_TEXT = 1000
+MAX_SETTINGS_DEPTH = 4
+
+
+def check_settings(settings: Any) -> dict[str, Any]:
+    """A ``ready`` message's settings, checked: plain data only (maps with string keys,
+    lists, strings, numbers, booleans), at most 4 levels deep, at most 200 strings of at most
+    1000 characters. Raises :class:`WireError`.
+
+    >>> check_settings({"load": "2 users @ 1/s for 2s", "abort": [{"grace": 10.0}]})["load"]
+    '2 users @ 1/s for 2s'
+    >>> check_settings({"x": [[[[["deep"]]]]]})
+    Traceback (most recent call last):
+    ...
+    pytest_swarm.cluster.wire.WireError: ready: settings nested deeper than 4 levels
+    """
+    strings = 0
+
+    def walk(value: Any, depth: int) -> None:
+        nonlocal strings
+        if depth > MAX_SETTINGS_DEPTH:
+            raise WireError(f"ready: settings nested deeper than {MAX_SETTINGS_DEPTH} levels")
+        if isinstance(value, dict):
+            for key, item in value.items():
+                if not isinstance(key, str):
+                    raise WireError("ready: settings keys must be strings")
+                walk(key, depth)
+                walk(item, depth + 1)
+        elif isinstance(value, list):
+            for item in value:
+                walk(item, depth + 1)
+        elif isinstance(value, str):
+            strings += 1
+            if strings > MAX_SETTINGS_STRINGS or len(value) > MAX_SETTINGS_TEXT:
+                raise WireError("ready: settings too large")
+        elif isinstance(value, float):
+            if not math.isfinite(value):
+                raise WireError("ready: settings numbers must be finite")
+        elif not isinstance(value, int | bool):
+            raise WireError(f"ready: settings hold a {type(value).__name__}")
+
+    if not isinstance(settings, dict):
+        raise WireError("ready: settings must be a map")
+    walk(settings, 0)
+    return settings
 
 
 _TIMELINE_FIELDS = 6  # t, users, requests, failures, p50, p95

@@ -47,10 +47,10 @@ class WorkerPlugin:
             )
         return self.agent
 
-    def _link(self, key: str) -> AgentLink:
+    def _link(self, key: str, settings: dict[str, Any]) -> AgentLink:
         if self.refused is not None:
             raise LinkError(self.refused)
-        return AgentLink(self._agent(), key)
+        return AgentLink(self._agent(), key, settings)
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_collection_finish(self, session: pytest.Session) -> None:

@@ -363,7 +363,7 @@ def test_messages_flow_between_hooks_and_workers(
         coordinator.expect(name)
     assert coordinator.load_tests() == {"t.py::test_load"}
     for sock in workers.values():
-        sock.send(encode("ready", test="t.py::test_load", users=2, duration=1.0))
+        sock.send(encode("ready", test="t.py::test_load", users=2, duration=1.0, settings={}))
     gos = {name: receive_kind(sock, "go").body["index"] for name, sock in workers.items()}
     assert gos == {"gw0": 0, "gw1": 1}
     # Heartbeats arrive on their own.

@@ -57,7 +57,7 @@ class Swarm:
         return self.send(worker, "hello", worker=worker, version="0.1.0", load_tests=tests)
 
     def ready(self, worker: str, users: int = 4, test: str = TEST) -> Outbox:
-        return self.send(worker, "ready", test=test, users=users, duration=2.0)
+        return self.send(worker, "ready", test=test, users=users, duration=2.0, settings={})
 
     def stats(self, worker: str, seq: int, d: dict[str, Any] | None = None, **kw: Any) -> Outbox:
         body = {"cpu": 10.0, "lag": 0.001, **kw}
@@ -106,7 +106,7 @@ def test_hello_gets_welcome_with_the_interval() -> None:
 @pytest.mark.parametrize(
     ("kind", "body"),
     [
-        ("ready", {"test": TEST, "users": 1, "duration": 1.0}),
+        ("ready", {"test": TEST, "users": 1, "duration": 1.0, "settings": {}}),
         ("claim", {"test": TEST}),
         ("ping", {"lag": 0.0}),
         ("result?", {"test": TEST}),

@@ -40,7 +40,7 @@ def _snapshot_wire() -> dict[str, Any]:
 # One valid body per kind; test_every_kind_has_a_sample keeps this in step with SCHEMA.
 SAMPLES: dict[str, dict[str, Any]] = {
     "hello": {"worker": "gw0", "version": "0.1.0", "load_tests": ["t.py::test_a"]},
-    "ready": {"test": "t.py::test_a", "users": 10, "duration": 2.5},
+    "ready": {"test": "t.py::test_a", "users": 10, "duration": 2.5, "settings": {}},
     "abort": {"test": "t.py::test_a", "reason": "fixture failed"},
     "stats": {"test": "t", "seq": 3, "delta": _snapshot_wire(), "cpu": 12.5, "lag": 0.001},
     "final": {
@@ -66,6 +66,7 @@ SAMPLES: dict[str, dict[str, Any]] = {
         "timeline": pack_timeline([[0.0, 3, 10, 1, 0.001, 0.002]]),
         "health": [50.0, 0.01, False],
         "workers": 2,
+        "stopped": "",
     },
     "reporter": {"test": "t", "yes": True},
     "stop": {"test": "t", "reason": "worker gw1 lost"},
