@@ -105,3 +105,65 @@ def test_overrides_rescale_the_stages() -> None:
     stretched = build_spec(stages=stages, overrides=SpecOverrides(duration=18.0))
     assert stretched.duration == 18.0 and stretched.profile is not None
     assert stretched.profile.at(1.5) == 50
+
+
+def run_shape(shape: object, indices: list[int], log: Users) -> Runner:
+    spec = build_spec(
+        shape=shape,
+        max_users=6,
+        duration=20,
+        wait=(5, 10),
+        overrides=SpecOverrides(stop_timeout=1.0),
+    )
+
+    def publish(tick: Tick) -> None:
+        if tick.final:
+            log.events.append(("final", -1))
+
+    runner = Runner(
+        spec=spec,
+        indices=indices,
+        rate=spec.rate,
+        factory=log,
+        recorder=Recorder(),
+        publish=publish,
+        name="test_shape",
+        interval=0.2,
+    )
+    with gevent.Timeout(GUARD):
+        runner.run()
+    return runner
+
+
+def test_a_shape_ramps_up_and_down_most_recent_first_and_none_ends_the_load() -> None:
+    log = Users()
+
+    def shape(elapsed: float) -> int | None:
+        return 4 if elapsed < 0.3 else 1 if elapsed < 0.6 else None
+
+    runner = run_shape(shape, list(range(6)), log)
+    assert [i for e, i in log.events if e == "setup"] == [0, 1, 2, 3]
+    # The ramp-down to 1 user stopped 3, 2, 1 (most recent first) before the end: then 0.
+    assert [i for e, i in log.events if e == "teardown"] == [3, 2, 1, 0]
+    # None ended the load well before its 20 s bound, as planned: no stop reason.
+    assert runner.summary.stop_reason == "" and runner.summary.elapsed < 20
+
+
+def test_a_shapes_bad_answer_stops_the_run_naming_the_test_and_shape() -> None:
+    log = Users()
+
+    def my_shape(elapsed: float) -> object:
+        return 2 if elapsed < 0.3 else "lots"
+
+    runner = run_shape(my_shape, list(range(6)), log)
+    assert runner.summary.stop_reason == (
+        "test_shape: load(shape=my_shape): shape returned 'lots': it must return users "
+        "(a number >= 0), (users, rate) or None"
+    )
+    assert sorted(i for e, i in log.events if e == "teardown") == [0, 1]
+
+
+def test_under_xdist_a_worker_runs_its_share_of_the_shapes_users() -> None:
+    log = Users()
+    run_shape(lambda t: 5 if t < 0.4 else None, [1, 3, 5], log)  # worker 1 of 2
+    assert [i for e, i in log.events if e == "setup"] == [1, 3]
