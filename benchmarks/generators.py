@@ -1,9 +1,10 @@
-"""Side-by-side load-generator benchmark: pytest-swarm vs Locust vs wrk, in one run.
+"""Side-by-side load-generator benchmark: pytest-swarm vs Locust, hey, autocannon and wrk.
 
-Started by ``benchmarks/run.sh`` (which installs nginx, wrk and the two virtualenvs and starts
-nginx pinned to CPU 1). Every generator is pinned to CPU 0 with ``taskset``, so its requests per
-second are requests per second per core. Generators are interleaved round by round (so a noisy
-neighbour hurts all of them alike) and the table shows medians and ratios.
+Started by ``benchmarks/run.sh`` (which installs nginx, wrk, hey, autocannon and the two
+virtualenvs and starts nginx pinned to CPU 1). hey (Go) runs with ``GOMAXPROCS=1``, autocannon
+(Node.js) is single-threaded by nature. Every generator is pinned to CPU 0 with ``taskset``,
+so its requests per second are requests per second per core. Generators are interleaved round
+by round (so a noisy neighbour hurts all of them alike) and the table shows medians and ratios.
 
 Throughput: 50 users, zero wait, ``GET /`` (2-byte body) for ``--duration`` seconds.
 Memory: ``--idle-users`` users waiting 5-10 s between requests, each holding its connection;
@@ -38,9 +39,17 @@ def pinned(cmd: list[str]) -> list[str]:
     return ["taskset", "-c", "0", *cmd]
 
 
-def run(cmd: list[str], timeout: float, cwd: Path | None = None) -> str:
+def run(
+    cmd: list[str], timeout: float, cwd: Path | None = None, env: dict[str, str] | None = None
+) -> str:
     proc = subprocess.run(
-        cmd, capture_output=True, text=True, timeout=timeout, cwd=cwd, check=False
+        cmd,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=cwd,
+        check=False,
+        env={**os.environ, **env} if env else None,
     )
     if proc.returncode not in (0, 1):
         raise RuntimeError(
@@ -137,6 +146,45 @@ class Bench:
         if not match:
             raise RuntimeError(f"cannot read wrk output:\n{out}")
         return float(match.group(1))
+
+    # -- hey (Go) and autocannon (Node.js) ---------------------------------------------------
+    def hey(self) -> float:
+        """hey -z: as many requests as 50 workers make in the duration, keep-alive (its
+        default), Go limited to one OS thread running Go code."""
+        out = run(
+            pinned(["hey", "-z", f"{int(self.args.duration)}s", "-c", "50", self.url + "/"]),
+            timeout=self.args.duration + 60,
+            env={"GOMAXPROCS": "1"},
+        )
+        match = re.search(r"Requests/sec:\s+([\d.]+)", out)
+        if not match:
+            raise RuntimeError(f"cannot read hey output:\n{out[-2000:]}")
+        return float(match.group(1))
+
+    def autocannon(self) -> float:
+        """autocannon, 50 connections, keep-alive, no pipelining: total requests / duration."""
+        out = run(
+            pinned(
+                [
+                    "node",
+                    self.args.autocannon,
+                    "-c",
+                    "50",
+                    "-d",
+                    str(int(self.args.duration)),
+                    "--json",
+                    self.url + "/",
+                ]
+            ),
+            timeout=self.args.duration + 60,
+        )
+        line = next((x for x in out.splitlines() if x.startswith("{")), None)
+        if line is None:
+            raise RuntimeError(f"cannot read autocannon output:\n{out[-2000:]}")
+        doc = json.loads(line)
+        if doc.get("errors") or doc.get("non2xx"):
+            raise RuntimeError(f"autocannon saw errors: {line[:500]}")
+        return float(doc["requests"]["total"]) / float(doc["duration"])
 
     # -- memory ------------------------------------------------------------------------------
     def steady_rss(self, cmd: list[str], seconds: float) -> float:
@@ -251,6 +299,11 @@ def table(
     return "\n".join(lines)
 
 
+HEY = "hey -c50 (Go, GOMAXPROCS=1)"
+AUTOCANNON = "autocannon -c50 (Node.js)"
+WRK = "wrk -t1 -c50 (ceiling)"
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--rounds", type=int, default=3)
@@ -258,6 +311,7 @@ def main() -> None:
     ap.add_argument("--port", type=int, default=18080)
     ap.add_argument("--swarm-venv", required=True)
     ap.add_argument("--locust-venv", required=True)
+    ap.add_argument("--autocannon", required=True, help="path of autocannon.js")
     ap.add_argument("--idle-users", type=int, default=5000)
     ap.add_argument("--idle-duration", type=float, default=15.0)
     ap.add_argument("--skip-memory", action="store_true")
@@ -273,7 +327,9 @@ def main() -> None:
         "pytest-swarm http (requests)": bench.swarm_http,
         "Locust FastHttpUser": bench.locust_fast,
         "pytest-swarm fast_http": bench.swarm_fast,
-        "wrk -t1 -c50 (ceiling)": bench.wrk,
+        HEY: bench.hey,
+        AUTOCANNON: bench.autocannon,
+        WRK: bench.wrk,
     }
     rps: dict[str, list[float]] = {name: [] for name in generators}
     for r in range(0 if args.skip_throughput else args.rounds):
@@ -292,14 +348,19 @@ def main() -> None:
                 "Locust HttpUser",
             )
         )
-        fast_ratio = statistics.median(rps["pytest-swarm fast_http"]) / statistics.median(
-            rps["Locust FastHttpUser"]
+        med = {name: statistics.median(values) for name, values in rps.items()}
+        fast = med["pytest-swarm fast_http"]
+        fast_ratio = fast / med["Locust FastHttpUser"]
+        http_ratio = med["pytest-swarm http (requests)"] / med["Locust HttpUser"]
+        report.append("\nRatios of medians (issue 13's targets in brackets)")
+        report.append(
+            f"pytest-swarm fast_http / hey:                 {fast / med[HEY]:.2f}x (>= 0.8)"
         )
-        http_ratio = statistics.median(rps["pytest-swarm http (requests)"]) / statistics.median(
-            rps["Locust HttpUser"]
-        )
-        report.append(f"\npytest-swarm fast_http / Locust FastHttpUser: {fast_ratio:.2f}x")
-        report.append(f"pytest-swarm http / Locust HttpUser:          {http_ratio:.2f}x")
+        cannon = fast / med[AUTOCANNON]
+        report.append(f"pytest-swarm fast_http / autocannon:          {cannon:.2f}x (>= 0.8)")
+        report.append(f"pytest-swarm fast_http / Locust FastHttpUser: {fast_ratio:.2f}x (>= 4)")
+        report.append(f"pytest-swarm http / Locust HttpUser:          {http_ratio:.2f}x (>= 3)")
+        report.append(f"pytest-swarm fast_http / wrk:                 {fast / med[WRK]:.2f}x")
 
     if not args.skip_memory:
         mem: dict[str, list[float]] = {}

@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
-# Side-by-side benchmark of pytest-swarm's load generators against Locust and wrk.
+# Side-by-side benchmark of pytest-swarm's load generators against Locust, hey, autocannon and wrk.
 #   bash benchmarks/run.sh [generators.py options, e.g. --rounds 5 --skip-memory]
 #
-# Installs (if missing) nginx and wrk from Debian packages, a virtualenv with this checkout
+# Installs (if missing) nginx, wrk and hey (Go; run with GOMAXPROCS=1) from Debian packages,
+# autocannon (Node.js) from npm into $BENCH/node (Node.js itself from Debian if missing;
+# AUTOCANNON_VERSION pins it), a virtualenv with this checkout
 # (pytest-swarm) and a separate one with Locust (Locust auto-loads a pytest plugin of its own,
 # so the two must not share an environment), all under $BENCH_DIR (default
 # ~/.cache/pytest-swarm-bench). Starts nginx with one worker pinned to CPU 1 on
@@ -15,10 +17,16 @@ PORT=${PORT:-18080}
 mkdir -p "$BENCH"
 
 need=""
-for b in nginx wrk taskset; do command -v "$b" >/dev/null || need=1; done
+for b in nginx wrk hey taskset node npm; do command -v "$b" >/dev/null || need=1; done
 if [ -n "$need" ]; then
   apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx wrk util-linux >"$BENCH/apt.log"
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx wrk hey util-linux nodejs npm \
+    >"$BENCH/apt.log"
+fi
+AUTOCANNON="$BENCH/node/node_modules/autocannon/autocannon.js"
+if [ ! -f "$AUTOCANNON" ]; then
+  npm install --silent --no-audit --no-fund --prefix "$BENCH/node" \
+    "autocannon@${AUTOCANNON_VERSION:-8}" >"$BENCH/npm.log" 2>&1
 fi
 if [ ! -x "$BENCH/venv-swarm/bin/pytest" ]; then
   python3 -m venv "$BENCH/venv-swarm"
@@ -74,9 +82,10 @@ for _ in $(seq 100); do curl -s -o /dev/null --max-time 1 "http://127.0.0.1:$POR
 
 {
   echo "date: $(date -u +%FT%TZ)  cpu: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2) x $(nproc)"
-  echo "nginx $(nginx -v 2>&1 | sed 's/.*: //'), wrk $(dpkg-query -W -f='${Version}' wrk 2>/dev/null)"
+  echo "nginx $(nginx -v 2>&1 | sed 's/.*: //'), wrk $(dpkg-query -W -f='${Version}' wrk 2>/dev/null), hey $(dpkg-query -W -f='${Version}' hey 2>/dev/null), node $(node --version), autocannon $(node -p "require('$BENCH/node/node_modules/autocannon/package.json').version")"
   echo "swarm venv: $("$BENCH/venv-swarm/bin/pip" freeze | grep -iE '^(pytest|gevent|requests|httptools|pyzmq)==' | tr '\n' ' ')"
   echo "locust venv: $("$BENCH/venv-locust/bin/pip" freeze | grep -iE '^(locust|gevent|geventhttpclient|requests)==' | tr '\n' ' ')"
 }
 python3 "$REPO/benchmarks/generators.py" --port "$PORT" \
-  --swarm-venv "$BENCH/venv-swarm" --locust-venv "$BENCH/venv-locust" "$@"
+  --swarm-venv "$BENCH/venv-swarm" --locust-venv "$BENCH/venv-locust" \
+  --autocannon "$AUTOCANNON" "$@"
