@@ -29,7 +29,15 @@ from ..spec import LoadSpec, split_users
 from ..stats.result import Health, RunResult, TimelinePoint
 from ..stats.snapshot import Snapshot
 from .limits import MAX_FRAME
-from .wire import Message, VersionMismatch, WireError, decode, encode, unpack_timeline
+from .wire import (
+    FrameTooLarge,
+    Message,
+    VersionMismatch,
+    WireError,
+    decode,
+    encode,
+    unpack_timeline,
+)
 
 HELLO_TIMEOUT = 30.0
 # Every request of the protocol is resent after RESEND seconds without its answer: a lost
@@ -282,6 +290,70 @@ class _NoAnswerYet(Exception):
     """A wait's timeout passed (internal: the caller resends)."""
 
 
+def _fits(wire: dict[str, Any]) -> bool:
+    """Whether a delta's wire form fits one frame (as a final, the larger of the two kinds)."""
+    try:
+        encode("final", test="", seq=0, delta=wire, cpu=0.0, lag=0.0, lost=0)
+    except FrameTooLarge:
+        return False
+    return True
+
+
+def _requests(delta: Snapshot) -> int:
+    return sum(e.hist.total for e in delta.entries.values())
+
+
+def wire_parts(
+    delta: Snapshot, fits: Callable[[dict[str, Any]], bool] = _fits
+) -> tuple[list[tuple[dict[str, Any], int]], int]:
+    """A delta in wire parts (each with its request count) that each fit a frame, and the
+    requests none could carry.
+
+    A delta over the frame's bounds (thousands of long request names, large error samples)
+    would make ``encode`` raise inside the worker's publish; it is split by request names and
+    error groups instead, halves until each part fits. Every part carries the users level
+    (a level, not a count: the latest part sets it); the counts that are not per name
+    (iterations, setup failures, dropped, late, the iteration histogram) travel in the first.
+    Merged, the parts are the delta: nothing is lost. Only a single name whose own entry
+    cannot fit (not possible within the snapshot's bounds) is given up, and counted.
+
+    Example:
+        >>> snap = Snapshot(users=3, iterations=4)
+        >>> for n in "abcd": snap.entry(n).hist.record_values([1000])
+        >>> parts, lost = wire_parts(snap, fits=lambda wire: len(wire["e"][0]) <= 1)
+        >>> [p["e"][0] for p, _ in parts], [p["u"] for p, _ in parts], lost
+        ([['a'], ['b'], ['c'], ['d']], [3, 3, 3, 3], 0)
+        >>> [p["i"] for p, _ in parts], [n for _, n in parts]
+        ([4, 0, 0, 0], [1, 1, 1, 1])
+    """
+    wire = delta.to_wire()
+    if fits(wire):
+        return [(wire, _requests(delta))], 0
+    names, groups = list(delta.entries.items()), list(delta.errors.items())
+    pieces = len(names) + len(groups)
+    if pieces <= 1:
+        return [], _requests(delta)
+    half = pieces // 2
+    first = Snapshot(
+        entries=dict(names[:half]),
+        errors=dict(groups[: max(half - len(names), 0)]),
+        iterations=delta.iterations,
+        users=delta.users,
+        setup_failures=delta.setup_failures,
+        dropped=delta.dropped,
+        late=delta.late,
+        iteration=delta.iteration,
+    )
+    second = Snapshot(
+        entries=dict(names[half:]),
+        errors=dict(groups[max(half - len(names), 0) :]),
+        users=delta.users,
+    )
+    parts_a, lost_a = wire_parts(first, fits)
+    parts_b, lost_b = wire_parts(second, fits)
+    return parts_a + parts_b, lost_a + lost_b
+
+
 class AgentLink:
     """The distributed :class:`~pytest_swarm.engine.link.Link` for one load test."""
 
@@ -296,6 +368,8 @@ class AgentLink:
         self._begun = False
         # seq -> (body, requests in it, when it was last sent): deltas not yet acknowledged.
         self.unacked: dict[int, tuple[dict[str, Any], int, float]] = {}
+        # This link numbers its own deltas: a tick too large for one frame goes as several.
+        self._seq = 0
         self.lost_requests = 0
         self.lost_seqs: list[int] = []
         agent.on_ack(key, self._acked)
@@ -340,25 +414,49 @@ class AgentLink:
                 self.agent.send("stats", **body)
 
     def publish(self, tick: Tick) -> None:
-        delta = tick.delta
+        parts, unsendable = wire_parts(tick.delta)
+        self.lost_requests += unsendable
+        if not parts:
+            parts = [(Snapshot(users=tick.delta.users).to_wire(), 0)]
+        for wire, requests in parts[:-1]:
+            self._send_stats(wire, requests, tick)
+        if not tick.final:
+            self._send_stats(*parts[-1], tick)
+            return
+        self._send_final(parts[-1][0], tick)
+
+    def _next_seq(self) -> int:
+        seq, self._seq = self._seq, self._seq + 1
+        return seq
+
+    def _send_stats(self, wire: dict[str, Any], requests: int, tick: Tick) -> None:
+        seq = self._next_seq()
         body = {
             "test": self.key,
-            "seq": tick.seq,
-            "delta": delta.to_wire(),
+            "seq": seq,
+            "delta": wire,
             "cpu": float(tick.cpu),
             "lag": float(tick.lag),
         }
         now = time.monotonic()
-        if not tick.final:
-            requests = sum(e.hist.total for e in delta.entries.values())
-            self.unacked[tick.seq] = (body, requests, now)
-            self.agent.send("stats", **body)
-            self._resend_due(now)
-            while len(self.unacked) > MAX_UNACKED:  # bounded: give the oldest up, counted
-                seq = min(self.unacked)
-                self.lost_seqs.append(seq)
-                self.lost_requests += self.unacked.pop(seq)[1]
-            return
+        self.unacked[seq] = (body, requests, now)
+        self.agent.send("stats", **body)
+        self._resend_due(now)
+        while len(self.unacked) > MAX_UNACKED:  # bounded: give the oldest up, counted
+            oldest = min(self.unacked)
+            self.lost_seqs.append(oldest)
+            self.lost_requests += self.unacked.pop(oldest)[1]
+
+    def _send_final(self, wire: dict[str, Any], tick: Tick) -> None:
+        seq = self._next_seq()
+        body = {
+            "test": self.key,
+            "seq": seq,
+            "delta": wire,
+            "cpu": float(tick.cpu),
+            "lag": float(tick.lag),
+        }
+        now = time.monotonic()
         # End of the test: every earlier delta acknowledged first, then the final one (the
         # controller merges each once), each resent until acknowledged or FINAL_DEADLINE.
         deadline = now + FINAL_DEADLINE
@@ -367,14 +465,14 @@ class AgentLink:
                 break
             self._resend_due(time.monotonic())
             gevent.sleep(min(0.05, self.agent.resend))
-        for seq in sorted(self.unacked):
-            self.lost_seqs.append(seq)
-            self.lost_requests += self.unacked.pop(seq)[1]
+        for given_up in sorted(self.unacked):
+            self.lost_seqs.append(given_up)
+            self.lost_requests += self.unacked.pop(given_up)[1]
         body["lost"] = self.lost_requests
         left = max(deadline - time.monotonic(), self.agent.resend)
         try:
             # Waited for under "<test>@<seq>": the acks of earlier deltas do not answer it.
-            msg = self.agent.request("final", "ack", f"{self.key}@{tick.seq}", body, left)
+            msg = self.agent.request("final", "ack", f"{self.key}@{seq}", body, left)
         except LinkError as exc:
             raise LinkError(f"{exc}: the final statistics of {self.key} were lost") from None
         if msg.kind == "refuse":

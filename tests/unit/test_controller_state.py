@@ -9,6 +9,7 @@ import pytest
 
 from pytest_swarm.cluster.controller_state import Control, Outbox, rank
 from pytest_swarm.cluster.wire import Message, decode, encode
+from pytest_swarm.feed import LoadStarted, Progress
 from pytest_swarm.stats.snapshot import Snapshot
 
 TEST = "t.py::test_load"
@@ -532,3 +533,74 @@ def test_a_result_too_large_for_one_frame_is_an_error_result_not_a_hang(
     [problem] = body["problems"]
     assert "could not be sent to the reporting worker" in problem
     assert "2 requests under 1 names" in problem
+
+
+# -- the live feed and stops on request ---------------------------------------------------------
+
+
+def test_release_publishes_load_started_with_the_workers_settings() -> None:
+    swarm = Swarm("gw0", "gw1")
+    settings = {"load": "4 users", "objectives": ["p95 < 300ms"], "abort": []}
+    swarm.send("gw0", "ready", test=TEST, users=4, duration=2.0, settings=settings)
+    assert swarm.control.events == []  # the barrier still waits for gw1
+    swarm.send("gw1", "ready", test=TEST, users=4, duration=2.0, settings=settings)
+    [started] = swarm.control.events
+    assert isinstance(started, LoadStarted)
+    assert (started.test, started.name, started.users, started.workers) == (
+        TEST,
+        "test_load",
+        4,
+        2,
+    )
+    assert started.duration == 2.0 and started.settings == settings
+
+
+def test_unreadable_settings_are_a_problem_of_the_test_not_a_hang() -> None:
+    swarm = Swarm("gw0")
+    deep = {"a": [[[[["too deep"]]]]]}
+    out = swarm.send("gw0", "ready", test=TEST, users=1, duration=1.0, settings=deep)
+    assert kinds(out) == [("gw0", "go")]  # released all the same
+    swarm.final("gw0", 0)
+    body = result_of(swarm.ask("gw0"), "gw0")
+    assert any("unreadable load settings" in p for p in body["problems"])
+
+
+def test_progress_every_interval_is_a_copy_of_the_running_aggregate() -> None:
+    swarm = Swarm("gw0", "gw1")
+    swarm.release()
+    swarm.control.events.clear()
+    swarm.now = 0.5
+    swarm.stats("gw0", 0, delta([1000, 2000], users=2), cpu=40.0, lag=0.002)
+    swarm.control.tick(swarm.now)
+    assert swarm.control.events == []  # less than an interval since the release
+    swarm.now = 1.0
+    swarm.control.tick(swarm.now)
+    [first] = swarm.control.events
+    assert isinstance(first, Progress)
+    assert first.elapsed == 1.0 and first.result.total.count == 2
+    assert first.workers == {"gw0": {"cpu": 40.0, "lag": 0.002, "users": 2.0}}
+    swarm.now = 1.5
+    swarm.stats("gw1", 0, delta([3000] * 5))
+    swarm.control.tick(2.0)
+    second = swarm.control.events[-1]
+    assert isinstance(second, Progress) and second.result.total.count == 7
+    # What a subscriber kept is not changed by what arrived since.
+    assert first.result.total.count == 2 and first.result.snapshot.total().hist.total == 2
+
+
+def test_a_stop_on_request_reaches_the_running_workers_and_the_result_says_why() -> None:
+    swarm = Swarm("gw0", "gw1")
+    swarm.release()
+    swarm.final("gw0", 0)  # gw0 is done: only gw1 still runs users
+    out = swarm.control.request_stop(TEST, "aborted 10.0s into the load: p95 missed")
+    assert [(w, m.kind, m.body["reason"]) for w, m in sent(out)] == [
+        ("gw1", "stop", "aborted 10.0s into the load: p95 missed")
+    ]
+    assert swarm.control.request_stop(TEST, "twice") == []  # one stop per load
+    swarm.final("gw1", 0)
+    assert swarm.control.ended == [TEST]
+    body = result_of(swarm.ask("gw0"), "gw0")
+    assert body["stopped"] == "aborted 10.0s into the load: p95 missed"
+    assert body["problems"] == []  # a stop on request is a verdict, not an infrastructure error
+    assert swarm.control.request_stop(TEST, "too late") == []
+    assert swarm.control.request_stop("t.py::other", "not running") == []

@@ -49,6 +49,9 @@ class Entry:
 class Result:
     total: Entry = field(default_factory=Entry)
     entries: dict[str, Entry] = field(default_factory=dict)
+    iterations: Entry = field(default_factory=Entry)
+    dropped: int = 0
+    late: int = 0
 
     def get(self, name: str) -> Entry | None:
         return self.entries.get(name)
@@ -497,3 +500,69 @@ def test_format_seconds_is_close(seconds: float) -> None:
     assert value == pytest.approx(seconds, rel=5e-3)
     digits = text[: -len(unit)].replace(".", "").lstrip("0")
     assert len(digits) <= max(3, len(f"{seconds:.0f}"))  # 3 significant digits
+
+
+# --------------------------------------------------------------------------- open-model scopes
+
+
+def test_iteration_scope_measures_whole_iterations_and_reads_back() -> None:
+    result = Result(
+        total=Entry(percentiles={99.0: 0.005}), iterations=Entry(percentiles={99.0: 1.2})
+    )
+    objective = parse_objective("p99 < 1s", scope="iterations")
+    assert objective == parse_objective(str(objective)) and str(objective) == "iterations: p99 < 1s"
+    assert measure(objective, result) == 1.2
+    assert not evaluate([objective], result).met
+    assert evaluate([parse_objective("p99 < 1s")], result).met  # the requests' own p99
+
+
+def test_iteration_scope_with_nothing_completed_is_missed_with_a_reason() -> None:
+    [outcome, _] = evaluate(
+        [parse_objective("p95 < 1s", scope="iterations")], Result(iterations=Entry(count=0))
+    ).outcomes
+    assert not outcome.met and outcome.detail == "no iteration completed"
+
+
+@pytest.mark.parametrize(
+    ("text", "dropped", "late", "met"),
+    [
+        ("dropped = 0", 0, 5, True),
+        ("dropped == 0", 1, 0, False),
+        ("late < 10", 0, 9, True),
+        ("late < 10", 0, 10, False),
+        ("dropped <= 3", 3, 0, True),
+    ],
+)
+def test_dropped_and_late_read_the_run_counts(
+    text: str, dropped: int, late: int, met: bool
+) -> None:
+    result = Result(dropped=dropped, late=late)
+    [outcome, *_] = evaluate([parse_objective(text)], result).outcomes
+    assert outcome.met is met
+    assert outcome.measured == float(dropped if text.startswith("dropped") else late)
+
+
+@pytest.mark.parametrize(
+    ("text", "kwargs", "expected"),
+    [
+        ("dropped = 0.5", {}, "integer"),
+        ("[GET /] dropped = 0", {}, "whole run"),
+        ("late < 1", {"scope": "iterations"}, "whole run"),
+        ("p95 < 1s", {"scope": "requests"}, "unknown scope"),
+        ("p95 < 1s", {"scope": "iterations", "request": "GET /"}, "choose one"),
+        ("error_rate = 1%", {}, "'=' compares counts"),
+    ],
+)
+def test_scope_and_count_errors_say_what_was_expected(
+    text: str, kwargs: dict[str, str], expected: str
+) -> None:
+    with pytest.raises(ObjectiveError, match="invalid objective") as info:
+        parse_objective(text, **kwargs)
+    assert expected in str(info.value)
+
+
+def test_a_stopped_verdict_is_never_met_and_says_why_first() -> None:
+    verdict = evaluate([parse_objective("requests >= 1"), parse_objective("failures <= 5")], RESULT)
+    stopped = Verdict(verdict.outcomes, stopped="stopped from the dashboard")
+    assert verdict.met and not stopped.met
+    assert stopped.table().splitlines()[0] == "  STOPPED stopped from the dashboard"
