@@ -11,6 +11,7 @@ the token, and end a load early from its stop button. Every wait is on the page'
 from __future__ import annotations
 
 import json
+import socket
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -21,6 +22,7 @@ import pytest
 from pytest_swarm.demo.server import DemoServer
 
 from .chromium import Page, artifacts, chromium, page
+from .harness import RunSwarm
 from .live_run import LiveRun
 
 __all__ = ["artifacts", "chromium", "page"]
@@ -178,3 +180,64 @@ def test_the_stop_button_ends_the_load_early(
     (doc,) = json.loads(json_path.read_text())["load_tests"]
     assert doc["duration_s"] < 600  # ended long before its 10 minutes
     assert "stopped from the dashboard" in run.output
+
+
+TINY = """
+import pytest
+
+@pytest.mark.load(users=1, duration="500ms")
+def test_tiny(http):
+    http.get("/items")
+"""
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def test_a_fixed_port_under_xdist_is_served_once_by_the_controller(
+    pytester: pytest.Pytester, swarm_pytest: RunSwarm
+) -> None:
+    """Workers get the same command line: a worker that served too would find the port
+    taken and fail the run."""
+    pytester.makepyfile(test_tiny=TINY)
+    port = _free_port()
+    run = swarm_pytest("-n", "2", f"--swarm-web=127.0.0.1:{port}", junit=False)
+    assert run.result.ret == 0, run.output
+    assert run.output.count(f"swarm: live dashboard at http://127.0.0.1:{port}/") == 1
+
+
+def test_the_ini_value_serves_too(pytester: pytest.Pytester, swarm_pytest: RunSwarm) -> None:
+    pytester.makepyfile(test_tiny=TINY)
+    pytester.makeini("[pytest]\nswarm_web = auto\n")
+    run = swarm_pytest(junit=False)
+    assert run.result.ret == 0, run.output
+    assert "swarm: live dashboard at http://127.0.0.1:" in run.output
+
+
+@pytest.mark.parametrize(
+    ("value", "words"),
+    [("host:abc", "--swarm-web: expected a port 1-65535, got 'abc'"),
+     ("::1:80", "--swarm-web: put an IPv6 address in brackets")],
+)  # fmt: skip
+def test_a_bad_address_is_a_usage_error(
+    pytester: pytest.Pytester, swarm_pytest: RunSwarm, value: str, words: str
+) -> None:
+    pytester.makepyfile(test_tiny=TINY)
+    run = swarm_pytest(f"--swarm-web={value}", junit=False)
+    assert run.result.ret == pytest.ExitCode.USAGE_ERROR and words in run.output, run.output
+
+
+def test_a_taken_port_is_a_usage_error_naming_it(
+    pytester: pytest.Pytester, swarm_pytest: RunSwarm
+) -> None:
+    pytester.makepyfile(test_tiny=TINY)
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        run = swarm_pytest(f"--swarm-web=127.0.0.1:{port}", junit=False)
+    assert run.result.ret == pytest.ExitCode.USAGE_ERROR, run.output
+    assert f"--swarm-web: cannot listen on 127.0.0.1:{port}" in run.output
