@@ -40,7 +40,7 @@ import json
 import secrets
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -80,6 +80,8 @@ class StreamClient:
     high_water: int = 0  # the most ``pending`` ever was
     events: int = 0
     dropped: str = ""  # why the server gave up on it, "" while it is served
+    resumed_from: int | None = None  # the Last-Event-ID it reconnected with
+    conn: Any = field(default=None, repr=False)
 
 
 class _Refused(Exception):
@@ -188,6 +190,16 @@ class DashboardServer:
         if listener is not None:
             listener.close()
         return True
+
+    def drop_streams(self) -> int:
+        """Cut every event stream (as a network drop would; the pages reconnect by
+        themselves). Returns how many were cut."""
+        with self._lock:
+            conns = [c.conn for c in self.streams]
+        for conn in conns:
+            with contextlib.suppress(OSError):
+                conn.shutdown(_socket.SHUT_RDWR)
+        return len(conns)
 
     @property
     def connections(self) -> int:
@@ -402,7 +414,8 @@ class DashboardServer:
         self._send(conn, _response(200 if stopped else 409, body, "application/json"))
 
     def _events(self, conn: RealSocket, request: _Request) -> None:
-        client = StreamClient(request.peer)
+        last_id = _last_event_id(request.headers.get("last-event-id"))
+        client = StreamClient(request.peer, resumed_from=last_id, conn=conn)
         with self._lock:
             full = len(self.streams) >= self.limits.max_streams
             if not full:
@@ -411,7 +424,7 @@ class DashboardServer:
         if full:
             raise _Refused(503, "too many dashboard pages open")
         try:
-            self._stream(conn, client, _last_event_id(request.headers.get("last-event-id")))
+            self._stream(conn, client, last_id)
         except OSError as exc:  # a timeout is an OSError too: the browser stopped reading
             client.dropped = f"{type(exc).__name__}: {exc}"
         finally:
