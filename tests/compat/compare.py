@@ -1,7 +1,8 @@
 """Compare two JUnit files of requests' suite (urllib3, then FastTransportAdapter).
 
 Prints each test that passed with urllib3 and not with the transport, marked as expected
-(listed in the expected-differences file, with its reason) or NEW; exits 1 if any is new.
+(listed in the expected-differences file, with its reason) or NEW, and each listed test that no
+longer differs (FIXED: the list must say what is true); exits 1 if any is new or fixed.
 
     python compare.py urllib3.xml fast.xml expected_differences.txt
 """
@@ -42,8 +43,19 @@ def main(plain_xml: str, fast_xml: str, expected_txt: str) -> int:
             else:
                 print(f"NEW       {name} ({fast.get(name, 'missing')})")
                 new += 1
-    print(f"{new} new difference(s)")
-    return 1 if new else 0
+    fixed = 0
+    for name in sorted(reasons):
+        if plain.get(name) == "passed" and fast.get(name) == "passed":
+            print(f"FIXED     {name}: passes now, remove it from the expected differences")
+            fixed += 1
+        elif name not in plain:
+            print(f"FIXED     {name}: not in the urllib3 run (renamed?), remove or rename it")
+            fixed += 1
+    passed = sum(1 for outcome in fast.values() if outcome == "passed")
+    failed = sum(1 for outcome in fast.values() if outcome in ("failure", "error"))
+    print(f"transport: {passed} passed, {failed} failed of {len(fast)}")
+    print(f"{new} new difference(s), {fixed} listed difference(s) gone")
+    return 1 if new or fixed else 0
 
 
 if __name__ == "__main__":
