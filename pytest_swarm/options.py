@@ -46,6 +46,15 @@ _OPTIONS: list[tuple[str, str, str]] = [
     ("advertise", "host workers connect to for a tcp:// --swarm-bind (default: its host)", ""),
     ("json", "write every load test's full results (timeline included) to this JSON file", ""),
     ("html", "write a self-contained HTML report of every load test to this file", ""),
+    ("csv", "write Locust's four CSV files per load test: PREFIX_<test>_stats.csv, ...", ""),
+    (
+        "junit",
+        "where JUnit XML gets the figures: properties (in each testcase, default) or schema "
+        "(system-out and suite properties: valid against Jenkins xunit's junit-10.xsd)",
+        "",
+    ),
+    ("save", "store each load test's result as baseline NAME under --swarm-storage", ""),
+    ("storage", "where baselines are stored (default .swarm/)", ""),
 ]
 
 
@@ -70,6 +79,21 @@ def add_options(parser: pytest.Parser) -> None:
         metavar="[HOST:]PORT", help=web_help,
     )  # fmt: skip
     parser.addini("swarm_web", web_help, default=None)
+    group.addoption(
+        "--swarm-autosave", dest="swarm_autosave", action="store_true", default=False,
+        help="store each load test's result as the next numbered baseline",
+    )  # fmt: skip
+    parser.addini("swarm_autosave", "store every run as a baseline", type="bool", default=False)
+    group.addoption(
+        "--swarm-compare", dest="swarm_compare", nargs="?", const="latest", default=None,
+        metavar="NAME", help="compare with a stored baseline (default: the latest)",
+    )  # fmt: skip
+    group.addoption(
+        "--swarm-compare-fail", dest="swarm_compare_fail", action="append", default=[],
+        metavar="METRIC:LIMIT",
+        help="fail a load test whose METRIC got worse by more than LIMIT, e.g. p95:10%% "
+        "(repeatable; any percentile, mean, rps, error_rate)",
+    )  # fmt: skip
     parser.addini("swarm_max_body", f"max response body bytes (default {DEFAULT_MAX_BODY})")
 
 
@@ -90,6 +114,12 @@ class SwarmOptions:
     html_path: str | None = None
     request_deadline: float | None = None  # None: the timeout (the clients' default)
     web: str | None = None  # --swarm-web [HOST:]PORT, validated; "auto": loopback, a free port
+    csv_prefix: str | None = None
+    junit: str = "properties"  # or "schema"
+    save: str | None = None  # --swarm-save NAME, or "" for --swarm-autosave
+    storage: str = ".swarm"
+    compare: str | None = None  # a baseline name, "latest", or None
+    compare_fail: tuple[Any, ...] = ()  # report.compare.Rule
 
 
 def raw(config: pytest.Config, name: str) -> Any:
@@ -184,7 +214,43 @@ def read_options(config: pytest.Config) -> SwarmOptions:
         html_path=raw(config, "html"),
         request_deadline=_seconds(config, "request_deadline"),
         web=_web(config),
+        **_reports(config),
     )
+
+
+def _reports(config: pytest.Config) -> dict[str, Any]:
+    """CSV, JUnit layout and baseline options (see docs/reports.md)."""
+    from .report.compare import CompareError, parse_rule, valid_name
+
+    junit = str(raw(config, "junit") or "properties").lower()
+    if junit not in ("properties", "schema"):
+        raise pytest.UsageError(f"--swarm-junit: expected properties or schema, got {junit!r}")
+    save = raw(config, "save")
+    if save is not None and not valid_name(str(save)):
+        raise pytest.UsageError(
+            f"--swarm-save: {save!r} is not a baseline name (letters, digits, . _ -, at most 64)"
+        )
+    if save is None and (config.getoption("swarm_autosave") or config.getini("swarm_autosave")):
+        save = ""
+    compare = config.getoption("swarm_compare", default=None)
+    if compare is not None and compare != "latest" and not valid_name(str(compare)):
+        raise pytest.UsageError(f"--swarm-compare: {compare!r} is not a baseline name")
+    rules = []
+    for text in config.getoption("swarm_compare_fail") or []:
+        try:
+            rules.append(parse_rule(text))
+        except CompareError as exc:
+            raise pytest.UsageError(f"--swarm-compare-fail: {exc}") from None
+    if rules and compare is None:
+        compare = "latest"
+    return {
+        "csv_prefix": raw(config, "csv"),
+        "junit": junit,
+        "save": save,
+        "storage": str(raw(config, "storage") or ".swarm"),
+        "compare": compare,
+        "compare_fail": tuple(rules),
+    }
 
 
 def _web(config: pytest.Config) -> str | None:

@@ -148,6 +148,9 @@ def pytest_runtest_makereport(
     item: pytest.Item, call: pytest.CallInfo[None]
 ) -> Generator[None, pytest.TestReport, pytest.TestReport]:
     report = yield
+    from .report.session import finish_report, note_phase
+
+    note_phase(item, call.when, call.start)
     # The summary travels as a report section and the JSON document as a report attribute,
     # so both reach the xdist controller too.
     results = _results(item, report)
@@ -156,7 +159,6 @@ def pytest_runtest_makereport(
         from .report.terminal import full_report
 
         text = "\n\n".join(full_report(label, r, v) for label, _, r, v in results)
-        report.sections.append((SECTION, text))
         # Always: the live feed's LoadFinished carries it, not only the report files.
         docs = [document(key, r, v) for _, key, r, v in results]
         stopped = item.stash.get(items.STOPPED_KEY, "")
@@ -164,8 +166,20 @@ def pytest_runtest_makereport(
             setattr(report, STOPPED_ATTR, stopped)
             for doc in docs:
                 doc["stopped"] = stopped
+        # Baseline comparison, outcome and context, the reason first in the failure line.
+        extra = finish_report(item, report, results, docs, stopped)
+        report.sections.append((SECTION, text + ("\n" + extra if extra else "")))
         report.swarm_json = docs  # type: ignore[attr-defined]
     return report
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    # swarm.run tests are load tests too: mark them, so `-m "not load"` deselects them and
+    # `-m load` selects every load test (before pytest's own -m filter runs).
+    for item in items:
+        if "swarm" in getattr(item, "fixturenames", ()) and not item.get_closest_marker("load"):
+            item.add_marker("load")
 
 
 def _results(item: pytest.Item, report: pytest.TestReport) -> list[tuple[str, str, Any, Any]]:
@@ -222,6 +236,7 @@ class SummaryPrinter:
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
         from .report.files import ReportFileError, write_json
         from .report.html import write_html
+        from .report.session import session_files
 
         options = get_options(self.config)
         written = []
@@ -230,6 +245,7 @@ class SummaryPrinter:
             (options.json_path, lambda p: write_json(p, self.documents)),
             (options.html_path, lambda p: write_html(p, self.documents, self.context())),
         ]
+        reports += session_files(options, self.documents)  # CSV, baseline, step summary
         for path, writer in reports:
             try:
                 if path:
