@@ -100,6 +100,10 @@ def pytest_configure(config: pytest.Config) -> None:
     workerinput = getattr(config, "workerinput", None)
     if workerinput is None:
         config.pluginmanager.register(SummaryPrinter(config), "swarm-summary")
+        if get_options(config).junit == "schema":  # JUnit valid against junit-10.xsd
+            from .report.junit import SchemaLayout
+
+            config.pluginmanager.register(SchemaLayout(config), "swarm-junit-schema")
         # The aggregating process (one process, or the xdist controller) applies the
         # abort rules of slo(..., abort=True) on its live feed.
         from .abort import AbortWatch

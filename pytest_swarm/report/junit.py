@@ -11,6 +11,9 @@ Example (what a testcase carries)::
 
 from __future__ import annotations
 
+import re
+import xml.etree.ElementTree as ET
+
 import pytest
 
 from ..stats.result import RunResult
@@ -54,3 +57,51 @@ def add_properties(item: pytest.Item, result: RunResult, prefix: str | None = "s
         runs = sum(1 for name, _ in item.user_properties if name.endswith("_requests"))
         prefix = f"swarm{runs + 1}"
     item.user_properties.extend(properties(result, prefix))
+
+
+_FIGURE = re.compile(r"^swarm\d*_")
+
+
+class SchemaLayout:
+    """``--swarm-junit=schema``: a JUnit file valid against Jenkins xunit's ``junit-10.xsd``,
+    which has no ``<properties>`` in a ``<testcase>``. The figures go where the common
+    consumers show them: the testcase's ``<system-out>`` (the load test's summary, then one
+    ``name=value`` line per figure: Jenkins, GitLab and GitHub's JUnit reporters display
+    it), and the testsuite's ``<properties>`` as ``<node id>::<name>`` for machine readers.
+
+    Registered in the process that writes the file (the one process, or the xdist
+    controller); it moves the figures off each report before pytest's JUnit writer sees it.
+    """
+
+    def __init__(self, config: pytest.Config) -> None:
+        self.config = config
+        self.texts: dict[str, str] = {}  # node id -> summary, until its teardown report
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        from _pytest.junitxml import xml_key
+
+        xml = self.config.stash.get(xml_key, None)
+        if xml is None:
+            return
+        summary = "\n\n".join(text for name, text in report.sections if name == "swarm")
+        if summary:
+            self.texts[report.nodeid] = summary
+        figures = [(n, v) for n, v in report.user_properties if _FIGURE.match(str(n))]
+        if not figures and report.when != "teardown":
+            return
+        report.user_properties = [
+            (n, v) for n, v in report.user_properties if not _FIGURE.match(str(n))
+        ]
+        if report.when != "teardown":
+            return
+        text = self.texts.pop(report.nodeid, "")
+        if not figures and not text:
+            return
+        for name, value in figures:
+            xml.add_global_property(f"{report.nodeid}::{name}", str(value))
+        lines = [text] if text else []
+        lines += [f"{name}={value}" for name, value in figures]
+        element = ET.Element("system-out")
+        element.text = "\n".join(lines)
+        xml.node_reporter(report).append(element)
