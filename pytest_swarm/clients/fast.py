@@ -305,9 +305,15 @@ class FastHttpSession:
         timeout: float | None = None,
         deadline: float | None = None,
         allow_redirects: bool = False,
+        stream: bool = False,
     ) -> Any:
         """Send one request, record it, return a :class:`FastResponse` (never raises for
         HTTP or connection errors: ``status_code`` is 0 and ``error`` set for the latter)."""
+        if stream:
+            raise TypeError(
+                "fast_http does not stream (stream=True): its bodies are read whole, bounded "
+                "by swarm_max_body; use the http fixture's stream=True to read a body in pieces"
+            )
         method = method.upper()
         full = join_url(self.base_url, url)
         start = time.perf_counter()

@@ -21,6 +21,7 @@ from hostile_http import Hostile, hostile_server
 from local_http import Local, QuietHandler, counts, serve
 from requests.adapters import HTTPAdapter
 
+from pytest_swarm.clients.fast import FastHttpSession
 from pytest_swarm.clients.http import HttpSession
 from pytest_swarm.clients.transport import BodyTooLarge, DeadlineExceeded, FastTransportAdapter
 from pytest_swarm.stats.recorder import Recorder
@@ -160,7 +161,7 @@ def test_the_response_comes_back_before_its_body_is_complete() -> None:
         assert r.raw.read(5) == b"first"
         release.set()
         assert r.raw.read() == b"later"
-        assert sent_all.is_set()
+        assert sent_all.wait(10)  # set by the server thread just after its send
 
 
 def test_a_streamed_body_is_bounded_by_max_body(local: Local) -> None:
@@ -210,5 +211,14 @@ def test_http_records_a_stream_when_its_head_arrives_with_the_announced_size(
         with s.get("/chunked", stream=True, catch_response=True) as caught:
             assert len(caught.raw.read(100)) == 100
         assert counts(rec.drain()) == {"GET /chunked": (1, 0)}
+    finally:
+        s.close()
+
+
+def test_fast_http_refuses_stream_by_name(local: Local) -> None:
+    s = FastHttpSession(local.url, Recorder(), timeout=10)
+    try:
+        with pytest.raises(TypeError, match=r"fast_http does not stream \(stream=True\)"):
+            s.get("/plain", stream=True)
     finally:
         s.close()
