@@ -8,7 +8,7 @@ Example:
     >>> from pytest_swarm.stats.result import RunResult
     >>> snap = Snapshot(); snap.entry("GET /").hist.record_values([12_000, 15_000])
     >>> print(request_table(RunResult(snap, duration=1.0)).splitlines()[0])
-    Name         Requests  Fails  Req/s     p50     p90     p95     p99     Max
+    Name     Requests  Fails  Req/s     p50     p90     p95     p99     Max
 """
 
 from __future__ import annotations
@@ -25,25 +25,63 @@ MAX_ERRORS_SHOWN = 10
 SAMPLE_LINES = 12  # the end of a traceback says where it failed
 
 
-def live_line(s: LiveStatus) -> str:
-    """One progress line while a load test runs."""
-    return (
-        f"[swarm] {s.test}  {s.elapsed:5.1f}s/{s.duration:g}s  users {s.users}  "
-        f"req/s {s.rps:,.1f}  p50 {format_seconds(s.p50)}  p95 {format_seconds(s.p95)}  "
-        f"requests {s.requests:,}  failures {s.failures:,}"
-    )
+def live_line(s: LiveStatus, width: int = 80) -> str:
+    """One progress line while a load test runs, at most ``width`` columns: the test's short
+    name (a node id's part after ``::``), elapsed / total, users, requests/s, p95, failures.
+
+    Example:
+        >>> from pytest_swarm.engine.link import LiveStatus
+        >>> print(live_line(LiveStatus("t.py::test_home", 12.3, 30, 50, 1234.5, 0.01, 0.041, 2,
+        ...                            9000)))
+        [swarm] test_home  12s/30s  50 users  1,234 req/s  p95 41ms  2 failures
+        >>> print(live_line(LiveStatus("t.py::test_home", 0.4, 30, 0, 0.0, 0.0, 0.0, 0, 0)))
+        [swarm] test_home  0s/30s  starting
+    """
+    name = s.test.rpartition("::")[2] or s.test
+    clock = f"{s.elapsed:.0f}s/{s.duration:g}s"
+    if not s.requests and not s.users:
+        # Before the first statistics arrive (xdist: the workers' first delta): no zeros.
+        figures = "starting"
+    else:
+        fails = f"{s.failures:,} failure{'s' if s.failures != 1 else ''}"
+        figures = f"{s.users:,} users  {s.rps:,.0f} req/s  p95 {format_seconds(s.p95)}  {fails}"
+    room = width - len(f"[swarm]   {clock}  {figures}")
+    return f"[swarm] {_fit(name, max(room, 8))}  {clock}  {figures}"
+
+
+TABLE_WIDTH = 80  # the table fits a standard terminal and CI logs without wrapping
+_FIGURES_WIDTH = 63  # the columns after the name: counts, rate and five latencies
+MAX_NAME = TABLE_WIDTH - _FIGURES_WIDTH
+
+
+def _fit(name: str, width: int) -> str:
+    """``name`` shortened in the middle to ``width`` characters: both its method and its last
+    path segment stay readable.
+
+    >>> _fit("GET /api/v1/catalogue/items/{id}", 17)
+    'GET /api…ems/{id}'
+    """
+    if len(name) <= width:
+        return name
+    head = (width - 1) // 2
+    return name[:head] + "…" + name[len(name) - (width - 1 - head) :]
+
+
+def _rate(value: float) -> str:
+    return f"{value:6.1f}" if value < 10_000 else f"{value / 1000:5.1f}k"
 
 
 def _row(name: str, e: EntryResult, width: int) -> str:
-    return f"{name:<{width}} {e.count:>9,} {e.failures:>6,} {e.rps:>6.1f} " + " ".join(
-        f"{format_seconds(v):>7}" for v in (e.p50, e.p90, e.p95, e.p99, e.max)
+    return f"{_fit(name, width):<{width}} {e.count:>9,} {e.failures:>6,} {_rate(e.rps):>6} " + (
+        " ".join(f"{format_seconds(v):>7}" for v in (e.p50, e.p90, e.p95, e.p99, e.max))
     )
 
 
 def request_table(result: RunResult) -> str:
-    """The per-request table with a Total row."""
+    """The per-request table with a Total row, at most 80 columns wide (long names are
+    shortened in the middle), then the iterations' line."""
     names = result.names
-    width = max([len("Name"), len("Total"), *map(len, names)]) + 4
+    width = min(max([len("Name"), len("Total"), *map(len, names)]) + 2, MAX_NAME)
     header = f"{'Name':<{width}} {'Requests':>9} {'Fails':>6} {'Req/s':>6} " + " ".join(
         f"{h:>7}" for h in ("p50", "p90", "p95", "p99", "Max")
     )
@@ -54,7 +92,33 @@ def request_table(result: RunResult) -> str:
     overflow = result.total.overflow
     if overflow:
         lines.append(f"{overflow:,} samples above the histogram range (1 h) counted as overflow")
+    extra = iterations_line(result)
+    if extra:
+        lines.append(extra)
     return "\n".join(lines)
+
+
+def iterations_line(result: RunResult) -> str:
+    """Iterations and their durations (from each due start in the open model), with the
+    iterations that started late or were dropped when there were any.
+
+    Example:
+        >>> from pytest_swarm.stats.snapshot import Snapshot
+        >>> from pytest_swarm.stats.result import RunResult
+        >>> snap = Snapshot(); snap.iteration.record_values([20_000, 30_000]); snap.late = 1
+        >>> iterations_line(RunResult(snap, duration=1.0))
+        'Iterations: 2, p50 20ms, p95 30ms, p99 30ms, max 30ms; late 1, dropped 0'
+    """
+    it = result.iterations
+    if not it.count and not result.dropped and not result.late:
+        return ""
+    text = (
+        f"Iterations: {it.count:,}, p50 {format_seconds(it.p50)}, p95 {format_seconds(it.p95)}, "
+        f"p99 {format_seconds(it.p99)}, max {format_seconds(it.max)}"
+    )
+    if result.dropped or result.late:
+        text += f"; late {result.late:,}, dropped {result.dropped:,}"
+    return text
 
 
 def errors_table(result: RunResult) -> str:

@@ -4,6 +4,8 @@ The number of users is read from the target's login counter and from ``swarm_use
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from pytest_swarm.demo.server import DemoServer
@@ -188,3 +190,16 @@ def test_plugin_disabled_with_p_no_swarm(
     assert run.result.ret == pytest.ExitCode.USAGE_ERROR
     assert "--swarm-host" in run.output
     assert served.stats()["total"] == 0
+
+
+def test_the_quickstarts_smoke_command_passes_its_own_asserts(
+    pytester: pytest.Pytester, swarm_pytest: RunSwarm
+) -> None:
+    # docs/quickstart.md section 5, as written there, under section 6's smoke command (its
+    # `rps > 50` once failed at --swarm-scale=0.1: 2 users cannot make 50 requests/s).
+    doc = (Path(__file__).parents[2] / "docs" / "quickstart.md").read_text(encoding="utf-8")
+    section = doc.split("## 5.", 1)[1]
+    code = section.split("```python\n", 1)[1].split("```", 1)[0]
+    pytester.makepyfile(test_quick=code)
+    run = swarm_pytest("--swarm-scale=0.1", "--swarm-duration=5s")
+    run.result.assert_outcomes(passed=1)

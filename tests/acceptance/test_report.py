@@ -31,7 +31,7 @@ def test_live_line_then_table_then_objectives(
     run.result.assert_outcomes(failed=1)
     run.result.stdout.fnmatch_lines(
         [
-            "[[]swarm[]] test_live *s/3s  users 3  req/s * p50 * p95 * requests * failures 0",
+            "[[]swarm[]] test_live  *s/3s  3 users  * req/s  p95 *  0 failures",
             "test_live: 3 users, *s, * requests, 0 failures, * req/s, p95 *",
             "Name * Requests * Fails * Req/s * p50 * p90 * p95 * p99 * Max",
             "GET / *",
