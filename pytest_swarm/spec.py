@@ -388,7 +388,10 @@ def build_spec(
             )
         return _staged_spec(stages, wait, iterations, stop_timeout, overrides)
     if users is None:
-        raise SpecError("load(): 'users' (or 'stages') is required, e.g. load(users=50)")
+        raise SpecError(
+            "load(): 'users' (or 'stages', 'shape', 'arrival_rate') is required, e.g. "
+            "load(users=50)"
+        )
     n_users = _check_int(users, "users", 1)
     spawn_rate = None if rate is None else _check_positive(rate, "rate")
     seconds = overrides.default_duration if duration is None else parse_duration(duration)

@@ -576,8 +576,10 @@ class Runner:
         self._stopping.set()
         spawner.kill(block=True, timeout=1.0)
         # Sleeping users stop at once; iterations in flight may finish (so their requests are
-        # counted), within bounds.
+        # counted), within bounds. The open model's idle users wait on their own events.
         self._users.wake_all()
+        if self._open is not None:
+            self._open.wake_idle()
         try:
             self._stop_users()
         finally:

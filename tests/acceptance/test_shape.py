@@ -84,3 +84,35 @@ def test_a_bad_shape_answer_is_an_error_naming_the_test_and_shape(
     run.result.assert_outcomes(failed=1)
     assert "test_bad_shape" in run.output and "load(shape=<lambda>)" in run.output
     assert fragment in run.output
+
+
+def _marker_takes_shapes() -> bool:
+    from pytest_swarm import items
+
+    return "shape" in getattr(items, "_LOAD_ARGS", ())
+
+
+MARKER = """
+import pytest
+
+def steps(elapsed):
+    return 2 if elapsed < 1.0 else None
+
+@pytest.mark.load(shape=steps, max_users=2, duration="5s", wait=0.05)
+def test_marker_shape(http):
+    http.get("/items")
+"""
+
+
+@pytest.mark.skipif(
+    not _marker_takes_shapes(),
+    reason="items.py (not this module's owner) does not pass shape= to the spec yet",
+)
+def test_the_marker_form_follows_a_shape_and_refuses_it_with_users(
+    pytester: pytest.Pytester, swarm_pytest: RunSwarm
+) -> None:
+    pytester.makepyfile(test_marker=MARKER)
+    swarm_pytest().result.assert_outcomes(passed=1)
+    pytester.makepyfile(test_marker=MARKER.replace("max_users=2", "users=2"))
+    run = swarm_pytest()
+    assert run.result.ret == 2 and "shape and users together" in run.output

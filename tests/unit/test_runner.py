@@ -617,3 +617,17 @@ def test_under_xdist_a_worker_takes_its_interleaved_share_of_the_arrivals() -> N
     run()
     assert set(run.factory.setups) <= {1, 3}
     assert len(starts) + run.totals.dropped == 20
+
+
+def test_open_model_idle_users_end_at_once_at_the_stop_not_after_stop_timeout() -> None:
+    # A stop_timeout far longer than the run: idle pool users waiting for an arrival must be
+    # woken by the stop (they used to sit out the whole stop_timeout, then be killed).
+    from pytest_swarm.spec import SpecOverrides, build_spec
+
+    spec = build_spec(
+        arrival_rate=20.0, max_users=3, duration=0.3, stop_timeout=30, overrides=SpecOverrides()
+    )
+    run = Run(spec, Factory(), interval=0.2)
+    summary = run()
+    assert summary.elapsed < 30 and summary.killed == 0
+    assert run.teardowns() == [1] * len(run.factory.users)
