@@ -9,6 +9,12 @@ and a final delta. The script reports the controller thread's CPU per second and
 from exactly the same values.
 
 Run:  python benchmarks/aggregator.py [--workers 500 --names 20 --seconds 10]
+
+The fake workers speak the wire protocol by hand. The controller drops a message that does not
+match its schema (counted, never answered), so every wait of a fake worker has a deadline
+(:data:`ANSWER_TIMEOUT`) and the script fails naming the step and the controller's count of
+dropped messages, instead of waiting out its whole timeout as it did when its ``ready`` lacked
+a field the protocol had gained.
 """
 
 from __future__ import annotations
@@ -25,10 +31,22 @@ import zmq
 from pytest_swarm import __version__
 from pytest_swarm.cluster.controller_link import Coordinator
 from pytest_swarm.cluster.wire import decode, encode
+from pytest_swarm.feed import Feed, Progress
 from pytest_swarm.stats.histogram import Histogram
 from pytest_swarm.stats.snapshot import Snapshot
 
 TEST = "sim.py::test_load"
+ANSWER_TIMEOUT = 60.0  # seconds a fake worker waits for any one answer of the controller
+
+
+def _expect(sock: Any, kind: str, wid: str) -> None:
+    """Read ``sock`` until a ``kind`` message (pongs and acks of earlier deltas pass)."""
+    deadline = time.monotonic() + ANSWER_TIMEOUT
+    while time.monotonic() < deadline:
+        waiting = int(max(deadline - time.monotonic(), 0) * 1000)
+        if sock.poll(waiting) and decode(sock.recv()).kind == kind:
+            return
+    raise SystemExit(f"{wid}: no {kind!r} from the controller within {ANSWER_TIMEOUT:g}s")
 
 
 def make_delta(rng: random.Random, names: int, requests: int) -> Snapshot:
@@ -74,12 +92,19 @@ def worker_process(args: tuple[str, list[str], int, int, int, int, mp.Queue]) ->
                 row.append(encode(kind, test=TEST, **body, **extra))
                 sent += len(delta.entries)
             frames.append(row)
-        for s in socks.values():
-            assert decode(s.recv()).kind == "welcome"
-            s.send(encode("ready", test=TEST, users=10 * len(socks), duration=float(seconds)))
-        for s in socks.values():
-            while decode(s.recv()).kind != "go":
-                pass
+        for wid, s in socks.items():
+            _expect(s, "welcome", wid)
+            s.send(
+                encode(
+                    "ready",
+                    test=TEST,
+                    users=10 * len(socks),
+                    duration=float(seconds),
+                    settings={},
+                )
+            )
+        for wid, s in socks.items():
+            _expect(s, "go", wid)
         start = time.monotonic()
         for second, row in enumerate(frames):
             for s, frame in zip(socks.values(), row, strict=True):
@@ -88,9 +113,8 @@ def worker_process(args: tuple[str, list[str], int, int, int, int, mp.Queue]) ->
             pause = start + second + 1 - time.monotonic()
             if pause > 0 and second < seconds:
                 time.sleep(pause)
-        for s in socks.values():
-            while decode(s.recv()).kind != "ack":
-                pass
+        for wid, s in socks.items():
+            _expect(s, "ack", wid)
         out.put((reference.to_wire(), sent))
     finally:
         for s in socks.values():
@@ -119,10 +143,19 @@ def main() -> None:
     ap.add_argument("--requests", type=int, default=200, help="requests per worker per second")
     ap.add_argument("--seconds", type=int, default=10)
     ap.add_argument("--processes", type=int, default=4)
+    ap.add_argument(
+        "--feed",
+        action="store_true",
+        help="publish the live feed too (a merged result per second, as the dashboard needs)",
+    )
     args = ap.parse_args()
     assert args.seconds <= 120, "bounded runs only"
 
-    coordinator = Coordinator(interval=1.0, heartbeat_timeout=60.0)
+    feed = Feed() if args.feed else None
+    progress: list[float] = []
+    if feed is not None:
+        feed.subscribe(lambda e: progress.append(e.elapsed) if isinstance(e, Progress) else None)
+    coordinator = Coordinator(interval=1.0, heartbeat_timeout=60.0, feed=feed)
     try:
         ids = [f"gw{i}" for i in range(args.workers)]
         for wid in ids:
@@ -155,7 +188,13 @@ def main() -> None:
         reference = Histogram()
         merged_entries = 0
         for _ in procs:
-            wire, sent = _get(queue, procs, args.seconds + 300)
+            try:
+                wire, sent = _get(queue, procs, args.seconds + 300)
+            except SystemExit as exc:
+                raise SystemExit(
+                    f"{exc}; the controller dropped {coordinator.rejected} malformed or "
+                    "unexpected message(s)"
+                ) from None
             reference.merge(Histogram.from_wire(wire))
             merged_entries += sent
         for p in procs:
@@ -175,6 +214,7 @@ def main() -> None:
             run = coordinator.control.runs[TEST]
             assert run.aggregator is not None
             merged = run.aggregator.totals.total().hist
+        rejected = coordinator.rejected
     finally:
         coordinator.close()
 
@@ -189,6 +229,9 @@ def main() -> None:
     )
     print(f"merged (worker, name) deltas: {merged_entries:,}; requests merged: {merged.total:,}")
     print(f"controller thread CPU: {cpu:.2f}s = {load:.1f}% of one core over the run")
+    print(f"messages the controller dropped: {rejected}")
+    if feed is not None:
+        print(f"live feed: {len(progress)} Progress events published (merged result each)")
     print(f"per (worker, name) delta: {per_entry_us:.1f} us (target <= 20 us)")
     print("merged percentiles equal the reference: " + ("yes" if ok else "NO"))
     for q in qs:

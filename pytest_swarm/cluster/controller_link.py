@@ -53,7 +53,9 @@ class Coordinator:
         private_dir: str | None = None,
         feed: Feed | None = None,
     ) -> None:
-        self.control = Control(interval=interval, heartbeat_timeout=heartbeat_timeout)
+        self.control = Control(
+            interval=interval, heartbeat_timeout=heartbeat_timeout, progress=feed is not None
+        )
         self.live = live
         # The session's live feed: published from this thread, outside the lock (a subscriber
         # may request a stop, which takes the lock).

@@ -170,6 +170,25 @@ class ControllerPlugin:
         results = self.coordinator.interrupted_results(timeout=INTERRUPT_WAIT, hurry=hurry)
         interrupted_reports(self.config, results, reason, self._reported)
 
+    @pytest.hookimpl(trylast=True)
+    def pytest_sessionfinish(self, session: pytest.Session) -> None:
+        """Workers refused at the handshake report no load test (the others name them in
+        each); if no worker was taken at all, nobody did: one clear error for the session."""
+        coordinator = self.coordinator
+        if coordinator is None:
+            return
+        with coordinator._lock:
+            refused = dict(coordinator.control.refused)
+            released = any(r.release_time is not None for r in coordinator.control.runs.values())
+        if not refused or released:
+            return
+        shown = "; ".join(f"{w}: {why}" for w, why in sorted(refused.items())[:5])
+        write = terminal_writer(self.config, suspend_capture=False)
+        if write is not None:
+            write(f"\nswarm: ERROR: no load test ran: the controller refused the workers ({shown})")
+        if session.exitstatus in (pytest.ExitCode.OK, pytest.ExitCode.NO_TESTS_COLLECTED):
+            session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
         coordinator = self.coordinator
         if coordinator is None:

@@ -88,9 +88,17 @@ class Control:
     """Decisions of the controller. Not thread-safe: the coordinator serialises calls."""
 
     def __init__(
-        self, *, interval: float = 1.0, heartbeat_timeout: float = 5.0, live_every: float = 2.0
+        self,
+        *,
+        interval: float = 1.0,
+        heartbeat_timeout: float = 5.0,
+        live_every: float = 2.0,
+        progress: bool = True,
     ) -> None:
         self.interval = interval
+        # Build the feed's Progress at every interval (a merged result: not free with many
+        # workers); off when nobody subscribes.
+        self.progress_events = progress
         self.heartbeat_timeout = heartbeat_timeout
         self.live_every = live_every
         self.workers: dict[str, WorkerState] = {}
@@ -236,7 +244,12 @@ class Control:
         lines = []
         for run in self.runs.values():
             agg = run.aggregator
-            if agg is not None and not run.complete and now >= run.next_progress:
+            if (
+                self.progress_events
+                and agg is not None
+                and not run.complete
+                and now >= run.next_progress
+            ):
                 run.next_progress = max(run.next_progress + self.interval, now)
                 self.events.append(self.progress(run, now))
             if agg is None or run.complete or now < run.next_live:

@@ -36,6 +36,10 @@ class WorkerPlugin:
         self.agent: Agent | None = None
         self.load_ids: set[str] = set()
         self.refused: str | None = None  # why the controller would not take this worker
+        # The controller itself refused it (another version): the workers it took report
+        # every load test naming this one, so this worker reports none (one error per test,
+        # not two). An unreachable controller names nobody: then this worker reports.
+        self.refused_by_controller = False
         config.stash[LINK_FACTORY_KEY] = self._link
 
     def _agent(self) -> Agent:
@@ -61,11 +65,16 @@ class WorkerPlugin:
             # Not an internal error: every load test of this worker fails with the reason
             # (a version mismatch, an unreachable aggregator), the others run as usual.
             self.refused = str(exc)
+            self.refused_by_controller = self._agent().refused is not None
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_runtest_protocol(self, item: pytest.Item, nextitem: pytest.Item | None) -> Any:
-        if item.nodeid not in self.load_ids or self.refused is not None:
+        if item.nodeid not in self.load_ids:
             return None
+        if self.refused is not None:
+            # Refused by the controller: not run, not reported here (see __init__); the
+            # controller fails the session itself if no worker was taken at all.
+            return True if self.refused_by_controller else None
         reports = runtestprotocol(item, nextitem=nextitem, log=False)
         try:
             reporter = self._agent().claim(item.nodeid)

@@ -129,3 +129,34 @@ def test_v(http):
         rf"worker gw1 runs pytest-swarm 0\.0\.0-other, the controller {re.escape(__version__)}",
         run.output,
     ), run.output
+    # One error for the test (the accepted worker's, naming gw1), not one more from gw1 itself.
+    assert re.search(r"\b1 error\b", run.output) and "2 errors" not in run.output, run.output
+
+
+def test_every_worker_refused_is_one_clear_session_error(
+    pytester: pytest.Pytester, served: DemoServer, xrun: Callable[..., Any]
+) -> None:
+    pytester.makeconftest(
+        """
+import pytest_swarm
+
+def pytest_configure(config):
+    if hasattr(config, "workerinput"):
+        pytest_swarm.__version__ = "0.0.0-other"
+"""
+    )
+    pytester.makepyfile(
+        test_v="""
+import pytest
+
+@pytest.mark.load(users=2, rate=100, duration="1s", wait=0.05)
+def test_v(http):
+    http.get("/")
+"""
+    )
+    run = xrun("-n", "2", timeout=120)
+    assert run.ret == 1, run.output
+    assert "INTERNALERROR" not in run.output
+    assert not re.search(r"\d+ passed", run.output), run.output
+    assert "swarm: ERROR: no load test ran: the controller refused the workers (gw0: " in run.output
+    assert served.stats()["total"] == 0
