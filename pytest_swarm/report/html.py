@@ -110,7 +110,9 @@ def _test_section(index: int, doc: dict[str, Any]) -> str:
         f'<h2><span class="verdict {state}">{state.upper()}</span> {html.escape(test)}</h2>',
         f'<div class="meta">{_num(doc.get("users"))} users &middot; '
         f"{_num(doc.get('workers'))} worker(s) &middot; "
-        f"{_num(doc.get('duration_s'))} s</div>",
+        f"{_num(doc.get('duration_s'))} s"
+        + (f" &middot; {html.escape(str(doc['reason']))}" if doc.get("reason") else "")
+        + "</div>",
     ]
     problems = doc.get("problems") or []
     if problems:
@@ -129,12 +131,35 @@ def _test_section(index: int, doc: dict[str, Any]) -> str:
             '<h3>Objectives</h3><table><tr><th class="name">objective</th><th>measured</th>'
             f"<th>state</th></tr>{rows}</table>"
         )
+    comparison = doc.get("comparison") or {}
+    p95_change = {
+        c.get("name"): c for c in comparison.get("changes", []) if c.get("metric") == "p95"
+    }
     header = "".join(f"<th>{c}</th>" for c in _COLUMNS)
-    rows = "".join(_row(n, e) for n, e in (doc.get("requests") or {}).items())
-    rows += _row("Total", doc.get("total") or {}, "total")
+    if p95_change:
+        header += "<th>p95 change</th>"
+
+    def row(name: str, e: dict[str, Any], css: str = "") -> str:
+        html_row = _row(name, e, css)
+        if not p95_change:
+            return html_row
+        return html_row.replace("</tr>", _change_cell(p95_change.get(name)) + "</tr>")
+
+    rows = "".join(row(n, e) for n, e in (doc.get("requests") or {}).items())
+    rows += row("Total", doc.get("total") or {}, "total")
     parts.append(
         f'<h3>Requests</h3><table><tr><th class="name">name</th>{header}</tr>{rows}</table>'
     )
+    its = doc.get("iterations") or {}
+    if its.get("count") or doc.get("late") or doc.get("dropped"):
+        parts.append(
+            f'<div class="meta">iterations {_num(its.get("count"))} &middot; p50 '
+            f"{_ms(its.get('p50_ms'))} &middot; p95 {_ms(its.get('p95_ms'))} &middot; p99 "
+            f"{_ms(its.get('p99_ms'))} &middot; late {_num(doc.get('late', 0))} &middot; "
+            f"dropped {_num(doc.get('dropped', 0))}</div>"
+        )
+    if comparison:
+        parts.append(_comparison(comparison))
     parts.append(f'<h3>Over time</h3><div class="charts" data-charts="{index}"></div>')
     errors = doc.get("errors") or []
     if errors:
@@ -155,6 +180,42 @@ def _test_section(index: int, doc: dict[str, Any]) -> str:
     )
     parts.append("</section>")
     return "\n".join(parts)
+
+
+def _change_cell(change: dict[str, Any] | None) -> str:
+    if not change or change.get("worse_ratio") is None:
+        return "<td></td>"
+    ratio = float(change["worse_ratio"])
+    css = ("worse" if ratio > 0 else "better") if change.get("beyond_noise") else "noise"
+    return f'<td class="{css}">{ratio * 100:+.1f}%</td>'
+
+
+def _comparison(comparison: dict[str, Any]) -> str:
+    """The change against the baseline: every Total figure, and names' changes beyond noise."""
+    name = html.escape(str(comparison.get("baseline") or "?"))
+    note = ""
+    if not comparison.get("valid"):
+        note = (
+            '<div class="health bad">not comparable: '
+            f"{html.escape(str(comparison.get('invalid_because')))}</div>"
+        )
+    rows = "".join(
+        f'<tr><td class="name">{html.escape(str(c.get("name")))}</td>'
+        f"<td>{html.escape(str(c.get('metric')))}</td>{_change_cell(c)}"
+        f"<td>{'beyond noise' if c.get('beyond_noise') else 'within noise'}</td>"
+        f'<td class="name">{html.escape(str(c.get("text")))}</td></tr>'
+        for c in comparison.get("changes", [])
+        if c.get("name") == "Total" or c.get("beyond_noise")
+    )
+    exceeded = "".join(
+        f'<li class="missed">{html.escape(str(e))}</li>' for e in comparison.get("exceeded", [])
+    )
+    return (
+        f"<h3>Change against baseline {name}</h3>{note}"
+        + (f'<ul class="problems">{exceeded}</ul>' if exceeded else "")
+        + '<table><tr><th class="name">name</th><th>metric</th><th>change</th><th>noise</th>'
+        f'<th class="name">detail</th></tr>{rows}</table>'
+    )
 
 
 def _overview(documents: list[dict[str, Any]]) -> str:

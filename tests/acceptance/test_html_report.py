@@ -61,6 +61,16 @@ def test_report_loads_offline_and_draws_its_charts(
         "ps => ps.filter(p => p.getAttribute('d').length > 10).length",
     )
     assert drawn >= 2 * 4
+    # Per request name over time: the names' p95 side by side, and p50/p95/p99 of each.
+    captions = page.page.locator("section.test figcaption").all_inner_texts()
+    assert "p95 by request name" in captions
+    assert "Latency percentiles of items" in captions
+    lines = page.page.eval_on_selector_all(
+        "figure",
+        """fs => fs.filter(f => f.querySelector('figcaption').textContent ===
+              'Latency percentiles of items')[0].querySelectorAll('path.series').length""",
+    )
+    assert lines == 3
 
 
 def test_report_figures_equal_the_json(report: tuple[Path, dict[str, object]], page: Page) -> None:

@@ -95,9 +95,21 @@
         .map((k) => ({name: k.replace("_ms", ""), points: tl.map((p) => [p.t, p[k]])}))],
       ["Users", "users", [{name: "users", points: tl.map((p) => [p.t, p.users]), colour: "#16a34a"}]],
     ];
-    for (const name of names) {
+    // Per request name: one chart comparing the names' p95, then each busy name's p50/p95/p99
+    // (at most MAX_NAME_CHARTS of them, busiest first: more charts than that is a wall).
+    const MAX_NAME_CHARTS = 6;
+    const busy = names
+      .map((n) => [n, doc.timeline_requests[n].reduce((a, p) => a + (p.requests || 0), 0)])
+      .sort((a, b) => b[1] - a[1]).map((x) => x[0]);
+    if (names.length > 1) {
+      charts.push(["p95 by request name", "ms", busy.slice(0, COLOURS.length).map((n) => ({
+        name: n, points: doc.timeline_requests[n].map((p) => [p.t, p.p95_ms])}))]);
+    }
+    for (const name of busy.slice(0, MAX_NAME_CHARTS)) {
       const pts = doc.timeline_requests[name];
-      charts.push([`p95 of ${name}`, "ms", [{name: "p95", points: pts.map((p) => [p.t, p.p95_ms])}]]);
+      charts.push([`Latency percentiles of ${name}`, "ms", ["p50_ms", "p95_ms", "p99_ms"]
+        .filter((k) => pts.some((p) => p[k] != null))
+        .map((k) => ({name: k.replace("_ms", ""), points: pts.map((p) => [p.t, p[k]])}))]);
     }
     for (const [title, yLabel, series] of charts) {
       const fig = document.createElement("figure");
