@@ -148,10 +148,13 @@ def test_stages_of_rates_ramp_and_hold(
     assert json.loads(figures.read_text())["dropped"] == 0
     # 0 -> 100/s over 2 s (the area: 100 arrivals, a quarter of them in the first second),
     # then 100/s held for 2 s (200 more).
+    # The total is exact; the bins allow for the two workers' start offset on a busy machine
+    # (a few tens of ms at 100/s), and still tell a ramp (25, 75, 200) from a constant rate
+    # of the same total (75, 75, 150).
     assert len(times) == 300
-    assert abs(between(times, 0.0, 1.0) - 25) <= 3
-    assert abs(between(times, 1.0, 2.0) - 75) <= 3
-    assert abs(between(times, 2.0, 4.5) - 200) <= 4
+    assert abs(between(times, 0.0, 1.0) - 25) <= 10
+    assert abs(between(times, 1.0, 2.0) - 75) <= 10
+    assert abs(between(times, 2.0, 4.5) - 200) <= 10
 
 
 def test_a_stall_shows_in_the_corrected_iteration_times_not_in_the_service_times(
