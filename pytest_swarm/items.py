@@ -278,6 +278,18 @@ def _runtest(item: pytest.Function) -> None:
         reasons.append(
             f"{setup_failures} of {definition.spec.users} users failed to set up their fixtures"
         )
+    cut_off = outcome.result.cut_off
+    if cut_off and outcome.result.snapshot.iterations:
+        # Other iterations completed, so the engine's "no iteration completed" error does not
+        # apply; but a request only these iterations made (an endpoint that hangs) has no
+        # sample at all, and a client timeout longer than stop_timeout never turns it into a
+        # failure first: never pass what was not measured (RELIABILITY row 30).
+        reasons.append(
+            f"{cut_off} iteration(s) were still in flight {definition.spec.stop_timeout:g}s "
+            "after the stop and were cut off: their requests in flight were never measured "
+            "(a request only they made has no sample at all); give requests a timeout "
+            "shorter than stop_timeout, or make stop_timeout longer"
+        )
     # A failing fixture teardown is an error in pytest; per user it must not pass unnoticed.
     teardowns = [g for g in outcome.result.errors if g.name.startswith("teardown: ")]
     if teardowns:

@@ -211,3 +211,26 @@ def test_misconfigured(http):
     assert argument in output
     assert "INTERNALERROR" not in output
     assert served.stats()["total"] == 0
+
+
+def test_an_endpoint_never_measured_while_other_iterations_complete_does_not_pass(
+    pytester: pytest.Pytester, served: DemoServer, swarm_pytest: RunSwarm
+) -> None:
+    """RELIABILITY row 30, the partial case (issue 8, section 4): one user's request hangs past
+    the stop (the client's 30 s timeout is longer than stop_timeout), the other user's
+    iterations complete. The hanging endpoint has no sample at all: the test must not pass,
+    and says how many iterations were cut off. It passed before."""
+    pytester.makepyfile(
+        """
+        import pytest
+
+        @pytest.mark.load(users=2, rate=100, duration="1s", wait=0.05, stop_timeout="500ms")
+        def test_partly_hanging(http, swarm_user):
+            http.get("/hang" if swarm_user.index == 0 else "/")
+        """
+    )
+    run = swarm_pytest()
+    run.result.assert_outcomes(failed=1)
+    message = run.message("test_partly_hanging")
+    assert "1 iteration(s) were still in flight 0.5s after the stop and were cut off" in message
+    assert served.stats()["paths"].get("/", 0) > 0

@@ -160,3 +160,25 @@ def test_v(http):
     assert not re.search(r"\d+ passed", run.output), run.output
     assert "swarm: ERROR: no load test ran: the controller refused the workers (gw0: " in run.output
     assert served.stats()["total"] == 0
+
+
+def test_a_report_interval_beyond_the_heartbeat_timeout_runs_its_whole_duration(
+    pytester: pytest.Pytester, served: DemoServer, xrun: Callable[..., Any]
+) -> None:
+    """docs/distributed.md once said workers took a 6 s report interval for a dead controller
+    (a 14 s test ran 11 s and passed): the controller's heartbeats go out every second
+    whatever the interval, so the load runs its duration and every request is counted."""
+    pytester.makepyfile(
+        test_long_interval="""
+import pytest
+
+@pytest.mark.load(users=2, rate=100, duration="7s", wait=0.1)
+def test_long_interval(http):
+    http.get("/")
+"""
+    )
+    run = xrun("-n", "2", "--swarm-report-interval=6s", timeout=120)
+    assert run.ret == 0, run.output
+    assert run.prop("test_long_interval", "swarm_duration_s") >= 7.0
+    assert run.prop("test_long_interval", "swarm_requests") == served.stats()["total"]
+    assert "stopped early" not in run.output
