@@ -604,3 +604,14 @@ def test_a_stop_on_request_reaches_the_running_workers_and_the_result_says_why()
     assert body["problems"] == []  # a stop on request is a verdict, not an infrastructure error
     assert swarm.control.request_stop(TEST, "too late") == []
     assert swarm.control.request_stop("t.py::other", "not running") == []
+
+
+def test_a_resent_delta_already_merged_is_acknowledged_without_decoding_it_again() -> None:
+    swarm = Swarm("gw0")
+    swarm.release()
+    assert kinds(swarm.stats("gw0", 0, delta([1000]))) == [("gw0", "ack")]
+    # The resend is not checked again: even a body that would not pass is just acknowledged.
+    assert kinds(swarm.stats("gw0", 0, {"not": "a delta"})) == [("gw0", "ack")]
+    run = swarm.control.runs[TEST]
+    assert run.aggregator is not None and run.aggregator.duplicates == 1
+    assert swarm.control.rejected == 0 and run.aggregator.requests == 1
