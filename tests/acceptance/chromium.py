@@ -50,6 +50,9 @@ def _unavailable(reason: str) -> None:
     pytest.skip(reason)
 
 
+_SHARED: dict[str, Any] = {}
+
+
 @pytest.fixture(scope="session")
 def chromium() -> Iterator[Any]:
     try:
@@ -58,12 +61,25 @@ def chromium() -> Iterator[Any]:
         _unavailable("playwright is not installed")
     if not shutil.which(CHROMIUM):
         _unavailable(f"no Chromium at {CHROMIUM}")
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        try:
-            yield browser
-        finally:
-            browser.close()
+    # One browser per process, shared: every test module that imports this fixture gets a
+    # session fixture of its own, and a second sync_playwright() in the same thread fails
+    # ("Sync API inside the asyncio loop"). The last user to finish closes it.
+    if not _SHARED:
+        playwright = sync_playwright().start()
+        _SHARED["playwright"] = playwright
+        _SHARED["browser"] = playwright.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        _SHARED["users"] = 0
+    _SHARED["users"] += 1
+    try:
+        yield _SHARED["browser"]
+    finally:
+        _SHARED["users"] -= 1
+        if _SHARED["users"] == 0:
+            try:
+                _SHARED["browser"].close()
+            finally:
+                _SHARED.pop("playwright").stop()
+                _SHARED.clear()
 
 
 @pytest.fixture
