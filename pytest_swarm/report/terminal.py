@@ -46,7 +46,7 @@ def live_line(s: LiveStatus, width: int = 80) -> str:
         fails = f"{s.failures:,} failure{'s' if s.failures != 1 else ''}"
         figures = f"{s.users:,} users  {s.rps:,.0f} req/s  p95 {format_seconds(s.p95)}  {fails}"
     room = width - len(f"[swarm]   {clock}  {figures}")
-    return f"[swarm] {_fit(name, max(room, 8))}  {clock}  {figures}"
+    return f"[swarm] {fit_name(name, max(room, 8))}  {clock}  {figures}"
 
 
 TABLE_WIDTH = 80  # the table fits a standard terminal and CI logs without wrapping
@@ -54,11 +54,11 @@ _FIGURES_WIDTH = 63  # the columns after the name: counts, rate and five latenci
 MAX_NAME = TABLE_WIDTH - _FIGURES_WIDTH
 
 
-def _fit(name: str, width: int) -> str:
+def fit_name(name: str, width: int = MAX_NAME) -> str:
     """``name`` shortened in the middle to ``width`` characters: both its method and its last
     path segment stay readable.
 
-    >>> _fit("GET /api/v1/catalogue/items/{id}", 17)
+    >>> fit_name("GET /api/v1/catalogue/items/{id}", 17)
     'GET /api…ems/{id}'
     """
     if len(name) <= width:
@@ -68,11 +68,12 @@ def _fit(name: str, width: int) -> str:
 
 
 def _rate(value: float) -> str:
-    return f"{value:6.1f}" if value < 10_000 else f"{value / 1000:5.1f}k"
+    # Digits only (scripts parse the table): one decimal while it fits the column.
+    return f"{value:6.1f}" if value < 10_000 else f"{value:6.0f}"
 
 
 def _row(name: str, e: EntryResult, width: int) -> str:
-    return f"{_fit(name, width):<{width}} {e.count:>9,} {e.failures:>6,} {_rate(e.rps):>6} " + (
+    return f"{fit_name(name, width):<{width}} {e.count:>9,} {e.failures:>6,} {_rate(e.rps):>6} " + (
         " ".join(f"{format_seconds(v):>7}" for v in (e.p50, e.p90, e.p95, e.p99, e.max))
     )
 
@@ -81,7 +82,10 @@ def request_table(result: RunResult) -> str:
     """The per-request table with a Total row, at most 80 columns wide (long names are
     shortened in the middle), then the iterations' line."""
     names = result.names
-    width = min(max([len("Name"), len("Total"), *map(len, names)]) + 2, MAX_NAME)
+    longest = max([len("Name"), len("Total"), *map(len, names)]) + 2
+    width = min(longest, MAX_NAME)
+    if len({fit_name(n, width) for n in names}) < len(names):
+        width = longest  # shortened names would look alike: wider, but never ambiguous
     header = f"{'Name':<{width}} {'Requests':>9} {'Fails':>6} {'Req/s':>6} " + " ".join(
         f"{h:>7}" for h in ("p50", "p90", "p95", "p99", "Max")
     )
