@@ -40,7 +40,8 @@ RUN_TIMEOUT = 180.0
 
 # "<name>   <requests> <fails> <req/s> <p50> <p90> <p95> <p99> <max>" (terminal.request_table)
 _ROW = re.compile(
-    r"^(?P<name>\S.*?)\s{2,}(?P<count>[\d,]+)\s+(?P<fails>[\d,]+)\s+[\d.,]+"
+    # Req/s may be shortened (12.2k, 1.5M).
+    r"^(?P<name>\S.*?)\s{2,}(?P<count>[\d,]+)\s+(?P<fails>[\d,]+)\s+[\d.,]+[kM]?"
     r"(?:\s+\S+){5}\s*$"
 )
 
