@@ -21,7 +21,7 @@ from .abort import DEFAULT_GRACE, AbortRule, rule_settings
 from .fixture import ENGINE_PROVIDED, target_url
 from .objectives import SCOPES, Objective, ObjectiveError, Verdict, evaluate, parse_objective
 from .options import SwarmOptions
-from .spec import LoadSpec, SpecError, build_spec, parse_duration
+from .spec import LOAD_ARGUMENTS, LoadSpec, SpecError, build_spec, parse_duration
 from .stash import get_options, make_link
 from .target import TargetError, check_target
 
@@ -96,7 +96,8 @@ def _slo_objectives(slo: pytest.Mark) -> tuple[list[Objective], AbortRule | None
     return objectives, AbortRule(tuple(objectives), grace) if abort else None
 
 
-_LOAD_ARGS = ("users", "rate", "duration", "wait", "iterations", "stop_timeout", "stages")
+# One list with swarm.run (spec.py), so the marker takes every model's arguments.
+_LOAD_ARGS = LOAD_ARGUMENTS
 
 
 def _definition(item: pytest.Function, options: SwarmOptions) -> LoadDefinition:
@@ -112,10 +113,7 @@ def _definition(item: pytest.Function, options: SwarmOptions) -> LoadDefinition:
     unknown = sorted(set(kwargs) - set(_LOAD_ARGS))
     if unknown:
         raise SpecError(f"load(): unknown argument(s) {', '.join(unknown)}")
-    if "users" not in kwargs and "stages" not in kwargs:
-        raise SpecError(
-            "load(): 'users' (or 'stages') is required, e.g. @pytest.mark.load(users=50)"
-        )
+    # build_spec says which model's arguments are missing (users, stages, shape, arrival_rate).
     spec = build_spec(**kwargs, overrides=options.overrides)
     objectives: list[Objective] = []
     rules: list[AbortRule] = []

@@ -175,12 +175,6 @@ def test_a_stall_shows_in_the_corrected_iteration_times_not_in_the_service_times
     assert got["late"] >= 50
 
 
-def _marker_takes_the_open_model() -> bool:
-    from pytest_swarm import items
-
-    return "arrival_rate" in getattr(items, "_LOAD_ARGS", ())
-
-
 MARKER = """
 import pytest
 
@@ -194,10 +188,6 @@ def test_refused(fast_http):
 """
 
 
-@pytest.mark.skipif(
-    not _marker_takes_the_open_model(),
-    reason="items.py (not this module's owner) does not pass arrival_rate= to the spec yet",
-)
 def test_the_marker_form_runs_the_open_model_and_refuses_mixed_models(
     pytester: pytest.Pytester, swarm_pytest: RunSwarm, target: tuple[Local, list[float]]
 ) -> None:

@@ -86,12 +86,6 @@ def test_a_bad_shape_answer_is_an_error_naming_the_test_and_shape(
     assert fragment in run.output
 
 
-def _marker_takes_shapes() -> bool:
-    from pytest_swarm import items
-
-    return "shape" in getattr(items, "_LOAD_ARGS", ())
-
-
 MARKER = """
 import pytest
 
@@ -104,10 +98,6 @@ def test_marker_shape(http):
 """
 
 
-@pytest.mark.skipif(
-    not _marker_takes_shapes(),
-    reason="items.py (not this module's owner) does not pass shape= to the spec yet",
-)
 def test_the_marker_form_follows_a_shape_and_refuses_it_with_users(
     pytester: pytest.Pytester, swarm_pytest: RunSwarm
 ) -> None:
