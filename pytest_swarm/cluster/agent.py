@@ -26,8 +26,10 @@ from gevent.event import AsyncResult, Event
 from ..engine.link import Share
 from ..engine.runner import Tick
 from ..spec import LoadSpec, split_users
+from ..stats.aggregator import MAX_TIMELINE_NAMES
 from ..stats.result import Health, RunResult, TimelinePoint
-from ..stats.snapshot import Snapshot
+from ..stats.snapshot import MAX_TEXT, Snapshot
+from . import timeline_wire
 from .limits import MAX_FRAME
 from .wire import (
     FrameTooLarge,
@@ -36,7 +38,6 @@ from .wire import (
     WireError,
     decode,
     encode,
-    unpack_timeline,
 )
 
 HELLO_TIMEOUT = 30.0
@@ -494,11 +495,24 @@ class AgentLink:
         return RunResult(
             snapshot=Snapshot.from_wire(body["snapshot"]),
             duration=float(body["duration"]),
-            timeline=[
-                TimelinePoint(t, int(users), int(requests), int(failures), p50, p95)
-                for t, users, requests, failures, p50, p95 in unpack_timeline(body["timeline"])
-            ],
+            timeline=timeline_wire.unpack(body["timeline"]),
+            timeline_requests=_name_timelines(body["timelines"]),
             problems=[str(p) for p in body["problems"]],
             health=Health(float(cpu), float(lag), bool(saturated)),
             workers=body["workers"],
         )
+
+
+def _name_timelines(items: Any) -> dict[str, list[TimelinePoint]]:
+    """The per-request-name series of a result message, validated (it comes off the wire)."""
+    if not isinstance(items, list) or len(items) > MAX_TIMELINE_NAMES:
+        raise WireError(f"result: timelines must be a list of at most {MAX_TIMELINE_NAMES} series")
+    series: dict[str, list[TimelinePoint]] = {}
+    for item in items:
+        if not (isinstance(item, list) and len(item) == 2 and isinstance(item[0], str)):
+            raise WireError("result: a timeline series is not [name, points]")
+        name, blob = item
+        if len(name) > MAX_TEXT or name in series:
+            raise WireError("result: a timeline series has a bad or repeated name")
+        series[name] = timeline_wire.unpack(blob)
+    return series

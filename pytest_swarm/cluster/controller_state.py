@@ -22,7 +22,8 @@ from ..engine.link import LiveStatus, live_status, short_name
 from ..feed import Event, LoadStarted, Progress
 from ..stats.aggregator import Aggregator
 from ..stats.snapshot import Snapshot, check_wire
-from .wire import Message, WireError, check_settings, encode, pack_timeline
+from . import timeline_wire
+from .wire import Message, WireError, check_settings, encode
 
 Outbox = list[tuple[str, bytes]]
 _PONG = encode("pong")
@@ -494,41 +495,55 @@ class Control:
         result = agg.result(duration=max(end - run.release_time, 0.0))
         problems += [p for p in result.problems if not _about_lost(p, run.lost)]
         h = result.health
-        try:
-            return encode(
-                "result",
-                test=run.test,
-                snapshot=result.snapshot.to_wire(),
-                duration=result.duration,
-                problems=problems,
-                timeline=pack_timeline(
-                    (p.t, p.users, p.requests, p.failures, p.p50, p.p95) for p in result.timeline
-                ),
-                health=[h.cpu_max, h.lag_max, h.saturated],
-                workers=len(run.released),
-                stopped=run.stopped,
-            )
-        except WireError as exc:
-            # A result too large for one frame must still end the test: the reporting worker
-            # gets an error result with the reason instead of waiting for a frame that can
-            # never be sent (its requests for the result would be answered with nothing).
-            total = result.total
-            problems.append(
-                f"the merged result could not be sent to the reporting worker ({exc}): "
-                f"{total.count} requests under {len(result.snapshot.entries)} names; give "
-                "requests a name= that groups them"
-            )
-            return encode(
-                "result",
-                test=run.test,
-                snapshot=Snapshot().to_wire(),
-                duration=result.duration,
-                problems=problems[:100],
-                timeline=pack_timeline(()),
-                health=[h.cpu_max, h.lag_max, h.saturated],
-                workers=len(run.released),
-                stopped=run.stopped,
-            )
+        snapshot = result.snapshot.to_wire()
+        total_budget, names_budget = timeline_wire.TOTAL_BUDGET, timeline_wire.NAMES_BUDGET
+        error: WireError | None = None
+        # A long run's timeline may not fit beside a wide snapshot: coarser points first
+        # (timeline_wire.fit), the error result below only when even a short one does not.
+        while total_budget >= 100:
+            per_name = names_budget // max(len(result.timeline_requests), 1)
+            try:
+                return encode(
+                    "result",
+                    test=run.test,
+                    snapshot=snapshot,
+                    duration=result.duration,
+                    problems=problems,
+                    timeline=timeline_wire.pack(timeline_wire.fit(result.timeline, total_budget)),
+                    timelines=[
+                        [name, timeline_wire.pack(timeline_wire.fit(points, per_name))]
+                        for name, points in result.timeline_requests.items()
+                    ],
+                    health=[h.cpu_max, h.lag_max, h.saturated],
+                    workers=len(run.released),
+                    stopped=run.stopped,
+                )
+            except WireError as exc:
+                error = exc
+                total_budget //= 4
+                names_budget //= 4
+        cause = error if error is not None else WireError("result: nothing could be sent")
+        # A result too large for one frame must still end the test: the reporting worker
+        # gets an error result with the reason instead of waiting for a frame that can
+        # never be sent (its requests for the result would be answered with nothing).
+        total = result.total
+        problems.append(
+            f"the merged result could not be sent to the reporting worker ({cause}): "
+            f"{total.count} requests under {len(result.snapshot.entries)} names; give "
+            "requests a name= that groups them"
+        )
+        return encode(
+            "result",
+            test=run.test,
+            snapshot=Snapshot().to_wire(),
+            duration=result.duration,
+            problems=problems[:100],
+            timeline=b"",
+            timelines=[],
+            health=[h.cpu_max, h.lag_max, h.saturated],
+            workers=len(run.released),
+            stopped=run.stopped,
+        )
 
     def reporter_of(self, item: str) -> str | None:
         return self.reporters.get(item)

@@ -15,9 +15,6 @@ Example:
 from __future__ import annotations
 
 import math
-import sys
-from array import array
-from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -67,7 +64,8 @@ SCHEMA: dict[str, dict[str, tuple[type, ...]]] = {
         "snapshot": _DICT,
         "duration": _NUM,
         "problems": _LIST,
-        "timeline": _BYTES,  # little-endian float64s, six per point (see agent.py)
+        "timeline": _BYTES,  # little-endian float64s per point (see timeline_wire.py)
+        "timelines": _LIST,  # [[request name, timeline blob], ...] (see timeline_wire.py)
         "health": _LIST,
         "workers": _INT,
         # Why the load was stopped on request (abort rule, dashboard), "" when it was not.
@@ -285,33 +283,3 @@ def check_settings(settings: Any) -> dict[str, Any]:
         raise WireError("ready: settings must be a map")
     walk(settings, 0)
     return settings
-
-
-_TIMELINE_FIELDS = 6  # t, users, requests, failures, p50, p95
-
-
-def pack_timeline(points: Iterable[Sequence[float]]) -> bytes:
-    """The timeline as little-endian float64s, six per point: one blob rather than thousands
-    of msgpack arrays (a day-long run has 86,400 points; see MAX_ELEMENTS). Counts below
-    2**53 are exact in a float64."""
-    values = array("d")
-    for point in points:
-        values.extend(map(float, point))
-    if sys.byteorder != "little":
-        values.byteswap()
-    return values.tobytes()
-
-
-def unpack_timeline(blob: bytes) -> list[tuple[float, ...]]:
-    """Inverse of :func:`pack_timeline`; raises :class:`WireError` on a malformed blob."""
-    if len(blob) % (8 * _TIMELINE_FIELDS):
-        raise WireError("result: timeline blob is not whole points")
-    values = array("d")
-    values.frombytes(blob)
-    if sys.byteorder != "little":
-        values.byteswap()
-    floats = values.tolist()
-    if not all(map(math.isfinite, floats)) or min(floats, default=0.0) < 0:
-        raise WireError("result: timeline values must be finite and non-negative")
-    step = _TIMELINE_FIELDS
-    return [tuple(floats[i : i + step]) for i in range(0, len(floats), step)]

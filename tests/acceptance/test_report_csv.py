@@ -109,3 +109,35 @@ def test_not_load_deselects_swarm_run_tests(
     run.result.assert_outcomes(passed=1, deselected=2)
     run = swarm_pytest("-m", "load", "-k", "scripted")
     run.result.assert_outcomes(passed=1, deselected=2)
+
+
+XDIST_TESTS = """
+import pytest
+
+@pytest.mark.load(users=4, rate=100, duration="3s")
+def test_home(http):
+    http.get("/")
+    http.get("/items", name="items")
+"""
+
+
+def test_under_xdist_the_timeline_reaches_the_report_whole(
+    pytester: pytest.Pytester, swarm_pytest: RunSwarm
+) -> None:
+    # The reports are built on the reporting worker from the controller's result message:
+    # per-name points, p99 and Locust's levels must travel with it (they once read 0 there).
+    pytester.makepyfile(test_t=XDIST_TESTS)
+    run = swarm_pytest("-n", "2", "--swarm-csv=out/run", "--swarm-json=out/run.json")
+    run.result.assert_outcomes(passed=1)
+    (doc,) = json.loads((pytester.path / "out/run.json").read_text())["load_tests"]
+    assert set(doc["timeline_requests"]) == {"GET /", "items"}
+    served = [p for p in doc["timeline_requests"]["items"] if p["requests"]]
+    assert served and all(p["p99_ms"] > 0 for p in served)
+    assert sum(p["requests"] for p in doc["timeline_requests"]["items"]) == (
+        doc["requests"]["items"]["count"]
+    )
+    _, history = _rows(pytester.path / "out/run_test_home_stats_history.csv")
+    rows = [r for r in history if r["Name"] == "items" and float(r["Requests/s"]) > 0]
+    assert rows and all(float(r["99%"]) > 0 and float(r["50%"]) > 0 for r in rows)
+    aggregated = [r for r in history if r["Name"] == "Aggregated"]
+    assert int(aggregated[-1]["Total Request Count"]) == doc["total"]["count"]

@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 
 import pytest_swarm.cluster.wire as wire_module
 from pytest_swarm import PROTOCOL_VERSION
+from pytest_swarm.cluster import timeline_wire
 from pytest_swarm.cluster.wire import (
     MAX_FRAME,
     SCHEMA,
@@ -23,8 +24,8 @@ from pytest_swarm.cluster.wire import (
     WireError,
     decode,
     encode,
-    pack_timeline,
 )
+from pytest_swarm.stats.result import Cumulative, TimelinePoint
 from pytest_swarm.stats.snapshot import Snapshot
 
 
@@ -63,7 +64,8 @@ SAMPLES: dict[str, dict[str, Any]] = {
         "snapshot": _snapshot_wire(),
         "duration": 1.5,
         "problems": ["worker gw1 was lost"],
-        "timeline": pack_timeline([[0.0, 3, 10, 1, 0.001, 0.002]]),
+        "timeline": timeline_wire.pack([TimelinePoint(0.0, 3, 10, 1, 0.001, 0.002)]),
+        "timelines": [["GET /", timeline_wire.pack([TimelinePoint(0.0, 0, 10, 1, 0.001, 0.002)])]],
         "health": [50.0, 0.01, False],
         "workers": 2,
         "stopped": "",
@@ -344,7 +346,7 @@ def test_a_result_over_1_mib_survives_the_round_trip() -> None:
 
 def test_whatever_encode_accepts_decode_accepts() -> None:
     # The largest frame encode() lets through: one blob that fills the frame.
-    blob = b"\x00" * (MAX_FRAME - 600)
+    blob = b"\x00" * (MAX_FRAME - 1500)
     frame = raw(PROTOCOL_VERSION, "result", dict(SAMPLES["result"], timeline=blob))
     assert len(frame) <= MAX_FRAME
     assert decode(frame).body["timeline"] == blob
@@ -435,14 +437,26 @@ def test_count_elements_agrees_with_msgpack(value: Any) -> None:
 
 
 def test_timeline_round_trip_and_validation() -> None:
-    points = [(0.0, 3, 10, 1, 0.001, 0.002), (1.0, 4, 2**40, 0, 0.5, 1.5)]
-    assert wire_module.unpack_timeline(pack_timeline(points)) == [
-        tuple(map(float, p)) for p in points
+    cumulative = Cumulative(10, 1, 0.001, 0.0012, 0.0005, 0.004, 12.5)
+    points = [
+        TimelinePoint(0.0, 3, 10, 1, 0.001, 0.002, 0.003, 1.0, 120, (0.001,) * 11, cumulative),
+        TimelinePoint(1.0, 4, 2**40, 0, 0.5, 1.5),
     ]
+    assert timeline_wire.unpack(timeline_wire.pack(points)) == points
     with pytest.raises(WireError):
-        wire_module.unpack_timeline(b"\x00" * 47)
+        timeline_wire.unpack(b"\x00" * 47)
     with pytest.raises(WireError):
-        wire_module.unpack_timeline(pack_timeline([(float("nan"), 0, 0, 0, 0, 0)]))
+        timeline_wire.unpack(timeline_wire.pack([TimelinePoint(float("nan"), 0, 0, 0, 0, 0)]))
+
+
+def test_a_long_timeline_is_merged_pairwise_keeping_counts_and_the_worst_latency() -> None:
+    points = [TimelinePoint(float(t), t % 7, 10, t % 2, 0.001 * t, 0.002, 0.003) for t in range(9)]
+    fitted = timeline_wire.fit(points, 3)
+    assert len(fitted) == 3
+    assert sum(p.requests for p in fitted) == 90 and sum(p.failures for p in fitted) == 4
+    assert sum(p.span for p in fitted) == 9.0
+    assert max(p.p50 for p in fitted) == max(p.p50 for p in points)
+    assert max(p.users for p in fitted) == 6
 
 
 def test_other_protocol_version_is_a_version_mismatch() -> None:
