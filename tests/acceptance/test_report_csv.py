@@ -133,8 +133,9 @@ def test_under_xdist_the_timeline_reaches_the_report_whole(
     assert set(doc["timeline_requests"]) == {"GET /", "items"}
     served = [p for p in doc["timeline_requests"]["items"] if p["requests"]]
     assert served and all(p["p99_ms"] > 0 for p in served)
-    assert sum(p["requests"] for p in doc["timeline_requests"]["items"]) == (
-        doc["requests"]["items"]["count"]
+    assert (
+        sum(p["requests"] for p in doc["timeline_requests"]["items"])
+        == (doc["requests"]["items"]["count"])
     )
     _, history = _rows(pytester.path / "out/run_test_home_stats_history.csv")
     rows = [r for r in history if r["Name"] == "items" and float(r["Requests/s"]) > 0]
