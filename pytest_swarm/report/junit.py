@@ -43,6 +43,12 @@ def properties(result: RunResult, prefix: str = "swarm") -> list[tuple[str, obje
         (f"{prefix}_overflow", total.overflow),
         (f"{prefix}_setup_failures", result.snapshot.setup_failures),
         (f"{prefix}_cut_off", result.cut_off),
+        # Whole iterations (from their due start in the open model) and the open model's
+        # counts, so a CI job can chart coordinated-omission-corrected latency too.
+        (f"{prefix}_iterations", result.iterations.count),
+        (f"{prefix}_iteration_p99_ms", ms(result.iterations.p99)),
+        (f"{prefix}_dropped", result.dropped),
+        (f"{prefix}_late", result.late),
         (f"{prefix}_interrupted", bool(result.interrupted)),
         (f"{prefix}_generator_cpu_max", round(h.cpu_max, 1)),
         (f"{prefix}_generator_lag_max_ms", ms(h.lag_max)),
