@@ -264,11 +264,10 @@ def session_files(
     """(path, writer) of the files written at the end of the session besides JSON and HTML:
     the CSV sets, the baseline, the GitHub step summary. A writer returns the main path."""
     from .compare import save
-    from .locust_csv import write_csv
 
     out: list[tuple[str | None, Callable[[str], Path]]] = []
     if documents:
-        out.append((options.csv_prefix, lambda prefix: write_csv(prefix, documents)[0]))
+        out.append((options.csv_prefix, lambda prefix: _write_csv(prefix, documents)))
     if options.save is not None and documents:
         name = options.save
         out.append((options.storage, lambda storage: save(storage, name, documents)))
@@ -276,6 +275,14 @@ def session_files(
     if summary and documents:
         out.append((summary, lambda path: _append_summary(path, documents)))
     return out
+
+
+def _write_csv(prefix: str, documents: list[dict[str, Any]]) -> Path:
+    """Every load test's four files; the path shown is their pattern, not the first file."""
+    from .locust_csv import write_csv
+
+    write_csv(prefix, documents)
+    return Path(f"{prefix}_*.csv")
 
 
 def _append_summary(path: str, documents: list[dict[str, Any]]) -> Path:

@@ -142,3 +142,5 @@ def test_under_xdist_the_timeline_reaches_the_report_whole(
     assert rows and all(float(r["99%"]) > 0 and float(r["50%"]) > 0 for r in rows)
     aggregated = [r for r in history if r["Name"] == "Aggregated"]
     assert int(aggregated[-1]["Total Request Count"]) == doc["total"]["count"]
+    # The terminal names the files' pattern, not the first of them.
+    run.result.stdout.fnmatch_lines(["*1 load test result(s) written to *out/run_*.csv"])
