@@ -426,12 +426,9 @@ class AgentLink:
             return
         self._send_final(parts[-1][0], tick)
 
-    def _next_seq(self) -> int:
+    def _next_body(self, wire: dict[str, Any], tick: Tick) -> tuple[int, dict[str, Any]]:
+        """The next sequence number and the body of a stats or final message carrying it."""
         seq, self._seq = self._seq, self._seq + 1
-        return seq
-
-    def _send_stats(self, wire: dict[str, Any], requests: int, tick: Tick) -> None:
-        seq = self._next_seq()
         body = {
             "test": self.key,
             "seq": seq,
@@ -439,6 +436,10 @@ class AgentLink:
             "cpu": float(tick.cpu),
             "lag": float(tick.lag),
         }
+        return seq, body
+
+    def _send_stats(self, wire: dict[str, Any], requests: int, tick: Tick) -> None:
+        seq, body = self._next_body(wire, tick)
         now = time.monotonic()
         self.unacked[seq] = (body, requests, now)
         self.agent.send("stats", **body)
@@ -449,14 +450,7 @@ class AgentLink:
             self.lost_requests += self.unacked.pop(oldest)[1]
 
     def _send_final(self, wire: dict[str, Any], tick: Tick) -> None:
-        seq = self._next_seq()
-        body = {
-            "test": self.key,
-            "seq": seq,
-            "delta": wire,
-            "cpu": float(tick.cpu),
-            "lag": float(tick.lag),
-        }
+        seq, body = self._next_body(wire, tick)
         now = time.monotonic()
         # End of the test: every earlier delta acknowledged first, then the final one (the
         # controller merges each once), each resent until acknowledged or FINAL_DEADLINE.
