@@ -148,9 +148,10 @@ class Recorder:
             return bounded
         if not self.folded:
             # Warned from the drain (the runner's tick), never inside a request; -W error
-            # must not break the tick.
+            # must not break the tick. Always from this line: pytest's summary groups
+            # warnings by location, so every worker's warning for a test reads as one.
             with contextlib.suppress(Exception):
-                warnings.warn(RequestNamesFolded(FOLD_MESSAGE), stacklevel=4)
+                warnings.warn(RequestNamesFolded(FOLD_MESSAGE), stacklevel=1)
         return OTHER_NAME
 
     def record_failure(
