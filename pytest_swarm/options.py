@@ -49,8 +49,9 @@ _OPTIONS: list[tuple[str, str, str]] = [
     ("csv", "write Locust's four CSV files per load test: PREFIX_<test>_stats.csv, ...", ""),
     (
         "junit",
-        "where JUnit XML gets the figures: properties (in each testcase, default) or schema "
-        "(system-out and suite properties: valid against Jenkins xunit's junit-10.xsd)",
+        "where JUnit XML gets the figures: schema (default: each testcase's system-out and the "
+        "suite's properties, valid against Jenkins xunit's junit-10.xsd) or properties "
+        "(in each testcase, as record_property does)",
         "",
     ),
     ("save", "store each load test's result as baseline NAME under --swarm-storage", ""),
@@ -115,7 +116,7 @@ class SwarmOptions:
     request_deadline: float | None = None  # None: the timeout (the clients' default)
     web: str | None = None  # --swarm-web [HOST:]PORT, validated; "auto": loopback, a free port
     csv_prefix: str | None = None
-    junit: str = "properties"  # or "schema"
+    junit: str = "schema"  # or "properties"
     save: str | None = None  # --swarm-save NAME, or "" for --swarm-autosave
     storage: str = ".swarm"
     compare: str | None = None  # a baseline name, "latest", or None
@@ -222,7 +223,7 @@ def _reports(config: pytest.Config) -> dict[str, Any]:
     """CSV, JUnit layout and baseline options (see docs/reports.md)."""
     from .report.compare import CompareError, parse_rule, valid_name
 
-    junit = str(raw(config, "junit") or "properties").lower()
+    junit = str(raw(config, "junit") or "schema").lower()
     if junit not in ("properties", "schema"):
         raise pytest.UsageError(f"--swarm-junit: expected properties or schema, got {junit!r}")
     save = raw(config, "save")

@@ -1,12 +1,21 @@
-"""Figures of a load test as JUnit XML ``<property>`` elements.
+"""Figures of a load test in JUnit XML.
 
-They go into ``item.user_properties``, which pytest writes into the test's ``<testcase>`` and
-which travel from xdist workers to the controller (``record_testsuite_property`` does not).
+They go into ``item.user_properties``, which travel from xdist workers to the controller
+(``record_testsuite_property`` does not). By default (``--swarm-junit=schema``) the
+:class:`SchemaLayout` moves them, in the process that writes the file, to where a file valid
+against Jenkins xunit's ``junit-10.xsd`` may hold them: each testcase's ``<system-out>`` and
+the testsuite's ``<properties>``, named ``<node id>::<figure>``::
 
-Example (what a testcase carries)::
+    <testsuite ...>
+      <properties>
+        <property name="test_shop.py::test_home::swarm_requests" value="12345"/>
+        <property name="test_shop.py::test_home::swarm_p95_ms" value="41.0"/>
+      </properties>
+      <testcase classname="test_shop" name="test_home" time="31.2">
+        <system-out>test_home: 50 users ... swarm_requests=12345 ...</system-out>
 
-    <property name="swarm_requests" value="12345"/>
-    <property name="swarm_p95_ms" value="41.0"/>
+With ``--swarm-junit=properties`` pytest writes them into the testcase, as ``record_property``
+does. :func:`figures` reads either layout.
 """
 
 from __future__ import annotations
@@ -66,6 +75,34 @@ def add_properties(item: pytest.Item, result: RunResult, prefix: str | None = "s
 
 
 _FIGURE = re.compile(r"^swarm\d*_")
+
+
+def figures(root: ET.Element, test: str) -> dict[str, str]:
+    """The figures of load test ``test`` (a testcase name, e.g. ``test_home`` or
+    ``test_home[a]``) in a parsed JUnit file of either layout, in the order written.
+
+    Example::
+
+        >>> import xml.etree.ElementTree as ET
+        >>> root = ET.fromstring(
+        ...     '<testsuites><testsuite><properties>'
+        ...     '<property name="t.py::test_home::swarm_requests" value="12"/>'
+        ...     '</properties><testcase name="test_home"/></testsuite></testsuites>'
+        ... )
+        >>> figures(root, "test_home")
+        {'swarm_requests': '12'}
+    """
+    found: dict[str, str] = {}
+    for suite in root.iter("testsuite"):
+        for prop in suite.findall("properties/property"):
+            node, _, figure = prop.get("name", "").rpartition("::")
+            if node.rpartition("::")[2] == test and _FIGURE.match(figure):
+                found[figure] = prop.get("value", "")
+        for case in suite.iter("testcase"):
+            if case.get("name") == test:
+                for prop in case.iter("property"):
+                    found[prop.get("name", "")] = prop.get("value", "")
+    return found
 
 
 class SchemaLayout:

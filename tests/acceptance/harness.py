@@ -13,6 +13,8 @@ from pathlib import Path
 
 import pytest
 
+from pytest_swarm.report.junit import figures
+
 # A guard against a hung run, not a measurement: every run here lasts a few seconds.
 RUN_TIMEOUT = 120.0
 
@@ -63,7 +65,10 @@ class SwarmRun:
         return found[0]
 
     def properties(self, name: str) -> dict[str, str]:
-        return {p.get("name", ""): p.get("value", "") for p in self.testcase(name).iter("property")}
+        """The figures of testcase ``name`` (in the suite's properties by default)."""
+        self.testcase(name)  # exactly one testcase of that name
+        assert self.junit is not None
+        return figures(self.junit, name)
 
     def prop(self, name: str, key: str) -> float:
         """A numeric JUnit property of testcase ``name``."""

@@ -1,8 +1,9 @@
 """JUnit XML against Jenkins xunit's junit-10.xsd (tests/fixtures/junit/junit-10.xsd).
 
 pytest's default family (xunit2) with figures as testcase properties fails that schema
-("Unexpected child with tag 'properties'"); ``--swarm-junit=schema`` validates, the figures in
-each testcase's system-out and the suite's properties; one process and ``-n 2``.
+("Unexpected child with tag 'properties'"): that layout is now opt-in
+(``--swarm-junit=properties``). By default the file validates, the figures in each testcase's
+system-out and the suite's properties; one process and ``-n 2``.
 """
 
 from __future__ import annotations
@@ -37,21 +38,36 @@ def _junit(pytester: pytest.Pytester) -> Path:
     return next(pytester.path.glob("junit-*.xml"))
 
 
-def test_the_default_layout_fails_the_schema(
+def test_the_properties_layout_fails_the_schema_but_keeps_the_figures_in_the_testcase(
     pytester: pytest.Pytester, swarm_pytest: RunSwarm
 ) -> None:
     pytester.makepyfile(test_j=TESTS)
-    swarm_pytest().result.assert_outcomes(passed=2, failed=1)
+    run = swarm_pytest("--swarm-junit=properties")
+    run.result.assert_outcomes(passed=2, failed=1)
     errors = list(xmlschema.XMLSchema(str(XSD)).iter_errors(str(_junit(pytester))))
     assert errors and "properties" in str(errors[0])
+    home = run.testcase("test_home")
+    assert (
+        int(
+            next(p for p in home.iter("property") if p.get("name") == "swarm_requests").get(
+                "value", "0"
+            )
+        )
+        > 0
+    )
+    assert int(run.prop("test_home", "swarm_requests")) > 0
 
 
-@pytest.mark.parametrize("dist", [(), ("-n", "2")], ids=["one-process", "xdist"])
-def test_schema_layout_validates_and_keeps_the_figures(
-    pytester: pytest.Pytester, swarm_pytest: RunSwarm, dist: tuple[str, ...]
+@pytest.mark.parametrize(
+    "args",
+    [(), ("-n", "2"), ("--swarm-junit=schema",)],
+    ids=["one-process", "xdist", "explicit"],
+)
+def test_the_default_layout_validates_and_keeps_the_figures(
+    pytester: pytest.Pytester, swarm_pytest: RunSwarm, args: tuple[str, ...]
 ) -> None:
     pytester.makepyfile(test_j=TESTS)
-    run = swarm_pytest("--swarm-junit=schema", *dist)
+    run = swarm_pytest(*args)
     run.result.assert_outcomes(passed=2, failed=1)
     xmlschema.XMLSchema(str(XSD)).validate(str(_junit(pytester)))
     assert run.junit is not None

@@ -26,6 +26,7 @@ from pathlib import Path
 import pytest
 
 from pytest_swarm.demo.server import DemoServer
+from pytest_swarm.report.junit import figures
 
 from .harness import RunSwarm
 
@@ -87,7 +88,7 @@ class Run:
     def properties(self, name: str) -> dict[str, str]:
         cases = [tc for tc in self.junit().iter("testcase") if tc.get("name") == name]
         assert len(cases) == 1, f"expected one testcase {name!r}:\n{self.output}"
-        return {p.get("name", ""): p.get("value", "") for p in cases[0].iter("property")}
+        return figures(self.junit(), name)
 
     def documents(self) -> list[dict[str, object]]:
         docs: list[dict[str, object]] = json.loads((self.root / "swarm.json").read_text())[

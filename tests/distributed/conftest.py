@@ -34,6 +34,7 @@ import pytest
 from xdist_support import Spawned, alive
 
 from pytest_swarm.demo.server import DemoServer
+from pytest_swarm.report.junit import figures
 
 # A guard against a hung run, not a measurement: runs here last a few seconds.
 RUN_TIMEOUT = 180.0
@@ -79,7 +80,10 @@ class XRun:
         return found[0]
 
     def properties(self, name: str) -> dict[str, str]:
-        return {p.get("name", ""): p.get("value", "") for p in self.testcase(name).iter("property")}
+        """The figures of testcase ``name`` (in the suite's properties by default)."""
+        self.testcase(name)  # exactly one testcase of that name
+        assert self.junit is not None
+        return figures(self.junit, name)
 
     def prop(self, name: str, key: str) -> float:
         props = self.properties(name)

@@ -148,8 +148,8 @@ def test_worker_in_another_namespace(
         served = target.stats()["total"]
     import xml.etree.ElementTree as ET
 
-    props = {
-        p.get("name"): p.get("value") for p in ET.parse(f"{workdir}/junit.xml").iter("property")
-    }
+    from pytest_swarm.report.junit import figures
+
+    props = figures(ET.parse(f"{workdir}/junit.xml").getroot(), "test_home")
     assert props["swarm_workers"] == "2"
     assert int(props["swarm_requests"]) == served

@@ -108,10 +108,13 @@ def test_one_junit_testcase_per_load_test_with_solo_properties(
         assert dist.prop(test, "swarm_workers") == 3
         assert solo.prop(test, "swarm_workers") == 1
         assert dist.prop(test, "swarm_users") == users
-        # One <properties> block, each property once (not one set per worker).
-        testcase = dist.testcase(test)
-        assert len(testcase.findall("properties")) == 1
-        assert Counter(p.get("name") for p in testcase.iter("property")).most_common(1)[0][1] == 1
+        # Each figure once (not one set per worker), in the suite's one <properties> block.
+        assert dist.junit is not None
+        (suite,) = dist.junit.iter("testsuite")
+        assert len(suite.findall("properties")) == 1
+        names = Counter(p.get("name") for p in suite.iter("property"))
+        assert names.most_common(1)[0][1] == 1
+        assert sum(1 for n in names if str(n).endswith(f"::{test}::swarm_requests")) == 1
 
 
 # -- 3. users split across workers -------------------------------------------------------
