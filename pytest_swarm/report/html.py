@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import html
 import json
+from collections.abc import Iterable
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -23,13 +24,7 @@ from hdrh.histogram import HdrHistogram
 
 from .. import __version__
 from ..objectives import ObjectiveError, format_measured, parse_objective
-
-# Percentiles of the distribution chart: HdrHistogram's plotter steps halve the remaining tail.
-DISTRIBUTION_LEVELS = (
-    0.0, 25.0, 50.0, 75.0, 87.5, 90.0, 93.75, 95.0, 96.875, 98.4375, 99.0, 99.21875,
-    99.609375, 99.8046875, 99.9, 99.90234375, 99.951171875, 99.99, 99.999, 100.0,
-)  # fmt: skip
-MAX_DISTRIBUTION_SERIES = 12  # total + the busiest names: a chart with more lines is unreadable
+from .distribution import busiest, curve
 
 _COLUMNS = ("requests", "failures", "req/s", "p50", "p90", "p95", "p99", "max")
 
@@ -66,17 +61,22 @@ def outcome(doc: dict[str, Any]) -> str:
 
 def distribution(doc: dict[str, Any]) -> dict[str, list[tuple[float, float]]]:
     """(percentile, ms) points per series, decoded from the document's HDR histograms."""
-    entries = [("Total", doc.get("total", {}))]
     requests = doc.get("requests", {})
-    busiest = sorted(requests, key=lambda n: -int(requests[n].get("count", 0)))
-    entries += [(n, requests[n]) for n in busiest[: MAX_DISTRIBUTION_SERIES - 1]]
+    entries = [("Total", doc.get("total", {}))]
+    entries += [
+        (n, requests[n]) for n in busiest({n: int(requests[n].get("count", 0)) for n in requests})
+    ]
     out: dict[str, list[tuple[float, float]]] = {}
     for name, entry in entries:
         blob = entry.get("hdr_histogram_us")
         if not isinstance(blob, str) or not entry.get("count"):
             continue
         hist = HdrHistogram.decode(blob)
-        out[name] = [(q, hist.get_value_at_percentile(q) / 1000) for q in DISTRIBUTION_LEVELS]
+
+        def at(qs: Iterable[float], hist: HdrHistogram = hist) -> dict[float, int]:
+            return {q: int(hist.get_value_at_percentile(q)) for q in qs}
+
+        out[name] = curve(at)
     return out
 
 
@@ -165,7 +165,8 @@ def _test_section(index: int, doc: dict[str, Any]) -> str:
     if errors:
         items = "".join(
             f"<details><summary>{_num(g.get('count'))} &times; [{html.escape(str(g.get('name')))}]"
-            f" {html.escape(str(g.get('kind')))}: {html.escape(str(g.get('message')))}</summary>"
+            f" {html.escape(str(g.get('kind')))}: {html.escape(str(g.get('message')))}"
+            f"{_seen(g)}</summary>"
             f"<pre>{html.escape(str(g.get('sample_traceback') or ''))}</pre></details>"
             for g in errors
         )
@@ -188,6 +189,27 @@ def _change_cell(change: dict[str, Any] | None) -> str:
     ratio = float(change["worse_ratio"])
     css = ("worse" if ratio > 0 else "better") if change.get("beyond_noise") else "noise"
     return f'<td class="{css}">{ratio * 100:+.1f}%</td>'
+
+
+def _seen(group: dict[str, Any]) -> str:
+    """When (UTC) and where an error group was seen, for its summary line; "" if unknown."""
+    from datetime import datetime, timezone
+
+    def clock(value: Any) -> str:
+        if not isinstance(value, int | float) or isinstance(value, bool) or value <= 0:
+            return "?"
+        return datetime.fromtimestamp(value, timezone.utc).strftime("%H:%M:%S")
+
+    first, last = group.get("first_seen_unix"), group.get("last_seen_unix")
+    nodes = [str(n) for n in group.get("nodes") or [] if isinstance(n, str)]
+    more = group.get("nodes_more")
+    if isinstance(more, int) and more > 0:
+        nodes.append(f"+{more} more")
+    if not first and not last and not nodes:
+        return ""
+    when = f"seen {clock(first)}&ndash;{clock(last)} UTC" if first or last else ""
+    where = f"on {html.escape(', '.join(nodes))}" if nodes else ""
+    return f' <span class="seen">({" ".join(filter(None, (when, where)))})</span>'
 
 
 def _comparison(comparison: dict[str, Any]) -> str:

@@ -34,6 +34,7 @@ from typing import Any
 
 from ..feed import Event, LoadFinished, LoadStarted, Progress, SessionFinished
 from ..objectives import Objective, ObjectiveError, evaluate, format_measured, parse_objective
+from ..report.distribution import result_curves
 from ..report.files import result_document
 from ..stats.result import RunResult
 
@@ -169,6 +170,8 @@ class DashboardState:
             "generator": doc.get("generator", {}),
             "problems": doc.get("problems", [])[:MAX_ERRORS],
             "objectives": outcomes,
+            # Drawn from the running histograms (the document's are base64 for files).
+            "distribution": result_curves(result),
             "timeline": doc.get("timeline", []),
             "timeline_requests": {
                 n: pts for n, pts in (doc.get("timeline_requests") or {}).items() if n in busiest

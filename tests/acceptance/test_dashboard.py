@@ -97,6 +97,13 @@ def test_the_dashboard_moves_while_the_load_runs_and_lists_the_verdicts(
             "ps => ps.filter(p => p.getAttribute('d').length > 10).length",
         )
         assert drawn >= 3  # requests/s, the latency percentiles, users
+        # The latency distribution so far: a percentile curve on a log axis, total first.
+        curve = page.page.eval_on_selector_all(
+            "#charts figure",
+            "fs => fs.filter(f => f.querySelector('figcaption').textContent.startsWith("
+            "'Latency by percentile')).map(f => f.querySelectorAll('path.series').length)",
+        )
+        assert curve and curve[0] >= 2, curve  # Total and at least one request name
         assert page.page.locator("#objectives td.name").count() >= 2
         page.page.screenshot(
             path=str(artifacts / f"dashboard-running-{len(mode)}.png"), full_page=True

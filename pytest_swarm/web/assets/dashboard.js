@@ -145,6 +145,9 @@
     const perName = {};
     for (const n of names) if (doc.timeline_requests && doc.timeline_requests[n]) perName[n] = doc.timeline_requests[n];
     window.swarmCharts.timelineCharts(box, {timeline: tl, timeline_requests: perName});
+    if (doc.distribution && Object.keys(doc.distribution).length) {
+      window.swarmCharts.distributionChart(box, doc.distribution);
+    }
 
     const objectives = doc.objectives || [];
     table($("objectives"), ["objective", "measured", "state"], objectives.map((o) => ({
