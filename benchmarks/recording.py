@@ -1,81 +1,138 @@
 """Micro-benchmark: what recording one request costs on a load generator.
 
-Compares, per request, in nanoseconds (best of several repeats, same process, same values):
-- pytest-swarm ``Recorder.record`` alone (the hot path a client calls per request),
-- the same plus its share of the per-interval fold into the HDR histogram (``drain`` every
-  ``--interval-requests`` requests: a report interval of a worker at that request rate),
-- ``hdrh.HdrHistogram.record_value`` (what a naive HDR integration pays per request),
-- a bare ``perf_counter`` pair (the timing every client needs anyway), for scale,
-- ``http``'s request path around the request (clock pair, status check, ``record``), beside
-  a ``with measure(name):`` block around nothing and a ``@measure(name)`` function doing
-  nothing (what timing any other protocol costs; the function call itself is subtracted).
+Nanoseconds per request, net of what the same loop costs without the recording, as the
+median over ``--rounds`` rounds. Each round runs every row once, in turn, so that a noisy
+neighbour slows all rows of a round alike; a row's figure is the median of its per-round
+differences with its own baseline (the empty loop, or the same calls unrecorded). Every row
+uses a fresh :class:`Recorder`, the same three request names in turn, and ``time.perf_counter``.
 
-Run:  python benchmarks/recording.py [--requests 200000]
+- ``Recorder.record`` alone (what a client calls per request), the same plus its share of the
+  per-interval fold into the HDR histogram, ``hdrh``'s ``record_value`` (a naive HDR
+  integration), and a bare ``perf_counter`` pair, for scale;
+- the recording lines of ``http``'s request path (``HttpSession.request`` in
+  ``pytest_swarm/clients/http.py``: clock pair, ``catch_response`` test, ``_size(response)``,
+  status test, ``self.recorder.record(name, elapsed, size)``) and of ``fast_http``'s
+  (``clients/fast.py``), each net of the same method without them; and the least any recording
+  can do: a clock pair and a ``record`` call through local names;
+- ``with measure(name): pass``, the same setting ``m.size``, and a ``@measure(name)``
+  function (net of calling the undecorated function; one with named parameters, and one
+  taking ``*args, **kwargs``, which gets the generic wrapper).
+
+``--breakdown`` adds where a ``with measure(name)`` block's nanoseconds go: the same block
+built up step by step from an empty ``with`` on a fresh object.
+
+Run:  python benchmarks/recording.py [--requests 100000] [--rounds 9] [--breakdown]
 """
 
 from __future__ import annotations
 
 import argparse
 import random
+import statistics
 import time
 from collections.abc import Callable
+from types import TracebackType
 
+import requests
 from hdrh.histogram import HdrHistogram
 
-from pytest_swarm import measure
+from pytest_swarm import measure, timing
+from pytest_swarm.clients.fast import FastResponse
+from pytest_swarm.clients.http import _size
 from pytest_swarm.stats.recorder import Recorder
 from pytest_swarm.timing import recording
 
+NAMES = ("GET /", "GET /items", "POST /cart")
+BODY = b"x" * 100
 
-def best_ns(fn: Callable[[], object], n: int, repeats: int) -> float:
-    best = float("inf")
-    for _ in range(repeats):
-        t0 = time.perf_counter_ns()
-        fn()
-        best = min(best, (time.perf_counter_ns() - t0) / n)
-    return best
+
+class HttpShape:
+    """The lines of ``HttpSession.request`` that time and record a request that succeeded, around
+    a request that takes no time (keep in step with clients/http.py)."""
+
+    def __init__(self, recorder: Recorder) -> None:
+        self.recorder = recorder
+
+    def request(
+        self, name: str, response: requests.Response, catch_response: bool = False
+    ) -> object:
+        start = time.perf_counter()
+        elapsed = time.perf_counter() - start
+        if catch_response:
+            raise AssertionError
+        size = _size(response)
+        if response.status_code >= 400:
+            raise AssertionError
+        self.recorder.record(name, elapsed, size)
+        return response
+
+    def unrecorded(
+        self, name: str, response: requests.Response, catch_response: bool = False
+    ) -> object:
+        return response
+
+
+class FastShape:
+    """The same for ``FastHttpSession.request`` (clients/fast.py)."""
+
+    def __init__(self, recorder: Recorder) -> None:
+        self.recorder = recorder
+
+    def request(self, name: str, response: FastResponse, catch_response: bool = False) -> object:
+        start = time.perf_counter()
+        elapsed = time.perf_counter() - start
+        response.elapsed = elapsed
+        if catch_response:
+            raise AssertionError
+        if response.status_code >= 400:
+            raise AssertionError
+        self.recorder.record(name, elapsed, len(response.content))
+        return response
+
+    def unrecorded(self, name: str, response: FastResponse, catch_response: bool = False) -> object:
+        return response
+
+
+def run(
+    rows: list[tuple[str, Callable[[], object], Callable[[], object]]], n: int, rounds: int
+) -> dict[str, float]:
+    """label -> median over ``rounds`` of (row - its baseline), in ns per item."""
+    baselines = {id(base): base for _, _, base in rows}
+    diffs: dict[str, list[float]] = {label: [] for label, _, _ in rows}
+    for _ in range(rounds):
+        took: dict[int, float] = {}
+        for key, base in baselines.items():
+            took[key] = timed_ns(base, n)
+        for label, fn, base in rows:
+            diffs[label].append(timed_ns(fn, n) - took[id(base)])
+    return {label: statistics.median(d) for label, d in diffs.items()}
+
+
+def timed_ns(fn: Callable[[], object], n: int) -> float:
+    t0 = time.perf_counter_ns()
+    fn()
+    return (time.perf_counter_ns() - t0) / n
 
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--requests", type=int, default=200_000)
-    ap.add_argument("--repeats", type=int, default=7)
+    ap.add_argument("--requests", type=int, default=100_000)
+    ap.add_argument("--rounds", type=int, default=9)
     ap.add_argument(
         "--interval-requests",
         type=int,
         default=10_000,
         help="requests per report interval, folded together (a worker at 10,000 req/s)",
     )
+    ap.add_argument("--breakdown", action="store_true", help="where a measure block's ns go")
     args = ap.parse_args()
     n = args.requests
     rng = random.Random(1)
     # Latencies like a real interval: lognormal around 5 ms, in seconds.
     samples = [rng.lognormvariate(-5.3, 0.6) for _ in range(n)]
-    names = [("GET /", "GET /items", "POST /cart")[i % 3] for i in range(n)]
+    names = [NAMES[i % len(NAMES)] for i in range(n)]
     pairs = list(zip(names, samples, strict=True))
-
-    def swarm_record() -> None:
-        rec = Recorder()
-        record = rec.record
-        for name, s in pairs:
-            record(name, s)
-
     interval = args.interval_requests
-
-    def swarm_record_and_fold() -> None:
-        # A drain per report interval of ``interval`` requests, as a worker does once a second.
-        rec = Recorder()
-        record = rec.record
-        for start in range(0, n, interval):
-            for name, s in pairs[start : start + interval]:
-                record(name, s)
-            rec.drain()
-
-    def hdrh_record() -> None:
-        h = HdrHistogram(1, 3_600_000_000, 3)
-        rv = h.record_value
-        for _, s in pairs:
-            rv(int(s * 1_000_000))
 
     def empty_loop() -> None:
         for _name, _s in pairs:
@@ -87,71 +144,244 @@ def main() -> None:
             pc()
             pc()
 
-    def http_request_path() -> None:
-        # What HttpSession.request adds around the request itself on success.
+    def swarm_record() -> None:
+        record = Recorder().record
+        for name, s in pairs:
+            record(name, s)
+
+    def swarm_record_and_fold() -> None:
+        # A drain per report interval of ``interval`` requests, as a worker does once a second.
         rec = Recorder()
         record = rec.record
+        for start in range(0, n, interval):
+            for name, s in pairs[start : start + interval]:
+                record(name, s)
+            rec.drain()
+
+    def hdrh_record() -> None:
+        rv = HdrHistogram(1, 3_600_000_000, 3).record_value
+        for _, s in pairs:
+            rv(int(s * 1_000_000))
+
+    response = requests.Response()
+    response._content = BODY
+    response.status_code = 200
+    fast_response = FastResponse(200, "OK", {}, BODY, "http://127.0.0.1/")
+
+    def http_path() -> None:
+        request = HttpShape(Recorder()).request
+        for name, _s in pairs:
+            request(name, response)
+
+    def http_unrecorded() -> None:
+        request = HttpShape(Recorder()).unrecorded
+        for name, _s in pairs:
+            request(name, response)
+
+    def fast_path() -> None:
+        request = FastShape(Recorder()).request
+        for name, _s in pairs:
+            request(name, fast_response)
+
+    def fast_unrecorded() -> None:
+        request = FastShape(Recorder()).unrecorded
+        for name, _s in pairs:
+            request(name, fast_response)
+
+    def floor_path() -> None:
+        record = Recorder().record
         pc = time.perf_counter
-        status_code = 200
         for name, _s in pairs:
             start = pc()
-            elapsed = pc() - start
-            if status_code >= 400:
-                raise AssertionError
-            record(name, elapsed)
+            record(name, pc() - start)
 
     def measure_block() -> None:
-        rec = Recorder()
-        with recording(rec):  # as inside a load test: every block records
+        with recording(Recorder()):  # as inside a load test: every block records
             for name, _s in pairs:
                 with measure(name):
                     pass
 
-    def noop() -> None:
-        pass
+    def measure_block_sized() -> None:
+        with recording(Recorder()):
+            for name, _s in pairs:
+                with measure(name) as m:
+                    m.size = 100
 
-    timed_noop = measure("noop")(noop)
+    def op(x: object) -> object:
+        return x
 
-    def plain_calls() -> None:
-        for _name, _s in pairs:
-            noop()
+    def op_any(*args: object, **kwargs: object) -> object:
+        return args
 
-    def measure_decorator() -> None:
-        rec = Recorder()
-        with recording(rec):
-            for _name, _s in pairs:
-                timed_noop()
+    plain = {name: op for name in NAMES}
+    timed = {name: measure(name)(op) for name in NAMES}
+    timed_any = {name: measure(name)(op_any) for name in NAMES}
+    plain_calls = [plain[name] for name in names]
+    timed_calls = [timed[name] for name in names]
+    plain_any_calls = [op_any for _ in names]
+    timed_any_calls = [timed_any[name] for name in names]
 
-    loop = best_ns(empty_loop, n, args.repeats)
-    call = best_ns(plain_calls, n, args.repeats) - loop
-    rows = [
-        ("perf_counter pair (timing, for scale)", best_ns(perf_counter_pair, n, args.repeats)),
-        ("pytest-swarm Recorder.record", best_ns(swarm_record, n, args.repeats)),
-        (
-            "pytest-swarm record + fold (drain) share",
-            best_ns(swarm_record_and_fold, n, args.repeats),
-        ),
-        ("hdrh HdrHistogram.record_value", best_ns(hdrh_record, n, max(2, args.repeats // 2))),
-        ("http request path (clock, status, record)", best_ns(http_request_path, n, args.repeats)),
-        ("measure block (with measure(name): pass)", best_ns(measure_block, n, args.repeats)),
-        (
-            "measure decorator (@measure, net of the call)",
-            best_ns(measure_decorator, n, args.repeats) - call,
-        ),
+    def calls_plain() -> None:
+        for f in plain_calls:
+            f(1)
+
+    def calls_timed() -> None:
+        with recording(Recorder()):
+            for f in timed_calls:
+                f(1)
+
+    def calls_plain_any() -> None:
+        for f in plain_any_calls:
+            f(1)
+
+    def calls_timed_any() -> None:
+        with recording(Recorder()):
+            for f in timed_any_calls:
+                f(1)
+
+    rows: list[tuple[str, Callable[[], object], Callable[[], object]]] = [
+        ("perf_counter pair (timing, for scale)", perf_counter_pair, empty_loop),
+        ("Recorder.record", swarm_record, empty_loop),
+        ("Recorder.record + fold (drain) share", swarm_record_and_fold, empty_loop),
+        ("hdrh HdrHistogram.record_value", hdrh_record, empty_loop),
+        ("http request path's recording", http_path, http_unrecorded),
+        ("fast_http request path's recording", fast_path, fast_unrecorded),
+        ("floor: clock pair + record, local names", floor_path, empty_loop),
+        ("with measure(name): pass", measure_block, empty_loop),
+        ("with measure(name) as m: m.size = 100", measure_block_sized, empty_loop),
+        ("@measure(name) def f(x), net of the call", calls_timed, calls_plain),
+        ("@measure(name) def f(*args, **kwargs), net", calls_timed_any, calls_plain_any),
     ]
-    # Net of the benchmark's own loop, so each row is what the call itself costs.
-    rows = [(label, max(ns - loop, 0.0)) for label, ns in rows]
-    base = rows[3][1]
-    print(f"(empty loop {loop:.0f} ns per item subtracted from every row)")
-    print(f"{'per request, net':<44} {'ns':>8} {'vs hdrh':>8}")
-    for label, ns in rows:
-        print(f"{label:<44} {ns:>8.0f} {ns / base:>7.2f}x")
+    if args.breakdown:
+        rows += breakdown_rows(pairs)
+    net = run(rows, n, args.rounds)
+    http_ns = net["http request path's recording"]
+    print(
+        f"ns per request, net of the same loop without recording; medians of {args.rounds} "
+        f"rounds of {n:,}"
+    )
+    print(f"{'':<46} {'ns':>7} {'vs http':>8}")
+    for label, ns in net.items():
+        print(f"{label:<46} {ns:>7.0f} {ns / http_ns:>7.2f}x")
     target = 500
-    net = rows[2][1]
-    print(f"pytest-swarm recording incl. fold: {net:.0f} ns per request (target <= {target} ns)")
-    http_ns, block_ns, decorator_ns = rows[4][1], rows[5][1], rows[6][1]
-    print(f"a measure block costs {block_ns / http_ns:.2f}x http's request path recording")
-    print(f"a measured call costs {decorator_ns / http_ns:.2f}x http's request path recording")
+    fold = net["Recorder.record + fold (drain) share"]
+    print(f"pytest-swarm recording incl. fold: {fold:.0f} ns per request (target <= {target} ns)")
+    against = [
+        ("http's request path", http_ns),
+        ("fast_http's", net["fast_http request path's recording"]),
+        ("the floor", net["floor: clock pair + record, local names"]),
+    ]
+    for what, label in [
+        ("a measure block", "with measure(name): pass"),
+        ("a measure block with m.size", "with measure(name) as m: m.size = 100"),
+        ("a measured call", "@measure(name) def f(x), net of the call"),
+    ]:
+        ratios = ", ".join(f"{net[label] / ns:.2f}x {who}" for who, ns in against)
+        print(f"{what} costs {ratios}")
+
+
+# --breakdown: the block built up step by step. The last step is Measurement as it stands;
+# the steps before it are copies cut short (keep them in step with pytest_swarm/timing.py).
+
+
+class _Empty:
+    """``with`` on a fresh object: allocation, a one-line __init__, empty __enter__/__exit__."""
+
+    __slots__ = ("name",)
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def __enter__(self) -> _Empty:
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        return None
+
+
+class _Init:
+    """+ Measurement.__init__: the name test and its five slots."""
+
+    __slots__ = ("_size", "_start", "_verdict", "elapsed", "name")
+
+    def __init__(self, name: str) -> None:
+        if name.__class__ is not str or not name:
+            raise ValueError(name)
+        self.name = name
+        self.elapsed = 0.0
+        self._size = 0
+        self._verdict: object = None
+        self._start = 0.0
+
+    def __enter__(self) -> _Init:
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        return None
+
+
+class _Enter(_Init):
+    """+ Measurement.__enter__: the entered-twice test and the first clock read."""
+
+    __slots__ = ()
+
+    def __enter__(self) -> _Enter:
+        if self._start:
+            raise RuntimeError
+        self._start = time.perf_counter()
+        return self
+
+
+class _Exit(_Enter):
+    """+ Measurement.__exit__ up to the record: the second clock read, elapsed, the tests."""
+
+    __slots__ = ()
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.elapsed = elapsed = time.perf_counter() - self._start
+        recorder = timing._active
+        if recorder is None:
+            return
+        if kind is None and self._verdict is None and elapsed < 0:
+            raise AssertionError  # never: keeps the tests without the record call
+
+
+def breakdown_rows(
+    pairs: list[tuple[str, float]],
+) -> list[tuple[str, Callable[[], object], Callable[[], object]]]:
+    def empty_loop() -> None:
+        for _name, _s in pairs:
+            pass
+
+    def block_of(cls: type[_Empty] | type[_Init]) -> Callable[[], None]:
+        def blocks() -> None:
+            with recording(Recorder()):
+                for name, _s in pairs:
+                    with cls(name):
+                        pass
+
+        return blocks
+
+    def shared_object() -> None:
+        block = _Empty("x")
+        for _name, _s in pairs:
+            with block:
+                pass
+
+    return [
+        ("  with on one shared object (2 calls from C)", shared_object, empty_loop),
+        ("  + a fresh object each time (alloc, __init__)", block_of(_Empty), empty_loop),
+        ("  + __init__'s name test and 5 slots", block_of(_Init), empty_loop),
+        ("  + __enter__: entered-twice test, clock", block_of(_Enter), empty_loop),
+        ("  + __exit__: clock, elapsed, tests", block_of(_Exit), empty_loop),
+        ("  + recorder.record = with measure(name)", block_of(measure), empty_loop),
+    ]
 
 
 if __name__ == "__main__":

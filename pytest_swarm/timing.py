@@ -36,12 +36,15 @@ Cost: a block is one object, two clock reads and one ``Recorder.record`` call. T
 from __future__ import annotations
 
 import functools
+import inspect
+import linecache
 import operator
+import types
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from time import perf_counter
 from types import TracebackType
-from typing import ParamSpec, TypeVar
+from typing import ParamSpec, TypeVar, cast
 
 from .clients.common import error_message
 from .stats.recorder import MAX_NAME_LENGTH, Recorder
@@ -157,7 +160,10 @@ class Measurement:
 
     @size.setter
     def size(self, size: int) -> None:
-        self._size = _checked_size(self.name, size)
+        if size.__class__ is int and 0 <= size <= MAX_SIZE:  # the common case: no call
+            self._size = size
+        else:
+            self._size = _checked_size(self.name, size)
 
     def success(self) -> None:
         """Count this block as a success, whatever happens in it."""
@@ -198,26 +204,88 @@ class Measurement:
         function cannot reach one anyway), only the clock pair and the record."""
         if self._start:
             raise RuntimeError(f"measure({self.name!r}) is a block in use, not a decorator")
-        name = self.name
+        params, call = _signature_of(func)
+        timed = _wrapper_factory(params, call)(func, self.name, perf_counter, _settle)
+        if params != _ANY:
+            # The wrapper takes func's parameters by name: the same defaults make it bind a
+            # call exactly as func would (the same objects, so mutable defaults stay shared).
+            timed.__defaults__ = func.__defaults__
+            timed.__kwdefaults__ = func.__kwdefaults__
+        return cast("Callable[P, R]", functools.wraps(func)(timed))
 
-        @functools.wraps(func)
-        def timed(*args: P.args, **kwargs: P.kwargs) -> R:
-            start = perf_counter()
-            try:
-                result = func(*args, **kwargs)
-            except BaseException as exc:
-                elapsed = perf_counter() - start
-                recorder = _active
-                if recorder is not None:
-                    _settle(recorder, name, elapsed, 0, None, exc)
-                raise
-            elapsed = perf_counter() - start
-            recorder = _active
-            if recorder is not None:
-                recorder.record(name, elapsed)
-            return result
 
-        return timed
+# The decorator's wrapper, compiled once per parameter list. A wrapper taking
+# ``(*args, **kwargs)`` costs a tuple, a dict and an unspecialised call per call (half of the
+# decorator's cost); one with func's own parameters is a plain call, which CPython 3.11
+# specialises. Every name the wrapper uses itself starts with ``_swarm_`` (or is in
+# _OWN_NAMES), so a function with such a parameter gets the generic wrapper.
+_WRAPPER = """\
+def _swarm_make(_swarm_func, _swarm_name, _swarm_clock, _swarm_settle):
+    def timed({params}):
+        _swarm_start = _swarm_clock()
+        try:
+            _swarm_result = _swarm_func({call})
+        except BaseException as _swarm_exc:
+            _swarm_elapsed = _swarm_clock() - _swarm_start
+            _swarm_recorder = _active
+            if _swarm_recorder is not None:
+                _swarm_settle(_swarm_recorder, _swarm_name, _swarm_elapsed, 0, None, _swarm_exc)
+            raise
+        _swarm_elapsed = _swarm_clock() - _swarm_start
+        _swarm_recorder = _active
+        if _swarm_recorder is not None:
+            _swarm_recorder.record(_swarm_name, _swarm_elapsed)
+        return _swarm_result
+    return timed
+"""
+_ANY = "*args, **kwargs"
+_OWN_NAMES = frozenset({"_active", "BaseException"})  # the wrapper's other free names
+_VARIADIC = inspect.CO_VARARGS | inspect.CO_VARKEYWORDS
+# Distinct parameter lists compiled; past this, functions get the generic wrapper (a program
+# generating functions must not grow this cache, nor linecache, without bound).
+MAX_WRAPPERS = 256
+
+
+def _signature_of(func: Callable[..., object]) -> tuple[str, str]:
+    """The wrapper's parameter list and the call it makes: ``func``'s own for a plain Python
+    function with named parameters, else ``*args, **kwargs``."""
+    code = getattr(func, "__code__", None)
+    if type(func) is not types.FunctionType or code is None or code.co_flags & _VARIADIC:
+        return _ANY, _ANY
+    positional = code.co_argcount
+    names = code.co_varnames[: positional + code.co_kwonlyargcount]
+    if any(n.startswith("_swarm_") or n in _OWN_NAMES for n in names):
+        return _ANY, _ANY
+    params = list(names[:positional])
+    if code.co_posonlyargcount:
+        params.insert(code.co_posonlyargcount, "/")
+    keyword = names[positional:]
+    if keyword:
+        params.append("*")
+        params.extend(keyword)
+    call = [*names[:positional], *(f"{n}={n}" for n in keyword)]
+    signature = ", ".join(params)
+    if signature not in _compiled and len(_compiled) >= MAX_WRAPPERS:
+        return _ANY, _ANY
+    return signature, ", ".join(call)
+
+
+_compiled: dict[str, Callable[..., types.FunctionType]] = {}
+
+
+def _wrapper_factory(params: str, call: str) -> Callable[..., types.FunctionType]:
+    """``_swarm_make(func, name, clock, settle)`` for this parameter list, compiled once."""
+    make = _compiled.get(params)
+    if make is None:
+        source = _WRAPPER.format(params=params, call=call)
+        filename = f"<measure wrapper ({params})>"
+        # Tracebacks through the wrapper show its lines, as for any other source.
+        linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
+        namespace: dict[str, Callable[..., types.FunctionType]] = {}
+        # Globals are this module's: the wrapper reads _active as it is at each call.
+        exec(compile(source, filename, "exec"), globals(), namespace)
+        make = _compiled[params] = namespace["_swarm_make"]
+    return make
 
 
 measure = Measurement

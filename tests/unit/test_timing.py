@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from pytest_swarm import measure
 from pytest_swarm.stats.recorder import Recorder
@@ -242,3 +247,195 @@ def test_a_str_subclass_name_is_recorded_as_a_plain_str() -> None:
         pass
     assert type(m.name) is str
     assert counts(recorder) == {"sub": (1, 0)}
+
+
+# The decorator's wrapper takes the function's own parameters (a plain call, the cheap one).
+
+
+def test_the_decorator_binds_every_kind_of_parameter_as_the_function_does() -> None:
+    recorder = Recorder()
+
+    def plain(a, b=2, /, c=3, *, d, e=5):  # type: ignore[no-untyped-def]
+        return (a, b, c, d, e)
+
+    timed = measure("kinds")(plain)
+    with recording(recorder):
+        assert timed(1, d=4) == (1, 2, 3, 4, 5)
+        assert timed(1, 9, c=8, d=7, e=6) == (1, 9, 8, 7, 6)
+        assert timed(1, 9, 8, d=7) == (1, 9, 8, 7, 5)
+    assert counts(recorder) == {"kinds": (3, 0)}
+    assert timed.__name__ == "plain" and timed.__wrapped__ is plain  # type: ignore[attr-defined]
+    assert timed.__defaults__ == (2, 3) and timed.__kwdefaults__ == {"e": 5}
+
+
+def test_mutable_defaults_stay_the_functions_own_objects() -> None:
+    def append(x: int, into: list[int] = []) -> list[int]:  # noqa: B006
+        into.append(x)
+        return into
+
+    timed = measure("append")(append)
+    assert timed(1) is timed(2) is append(3)
+    assert append(4) == [1, 2, 3, 4]
+
+
+def test_parameters_named_like_the_wrappers_own_names_are_passed_through() -> None:
+    recorder = Recorder()
+
+    def clash(name, func, start, result, timed, _active, _swarm_func, BaseException):  # type: ignore[no-untyped-def]
+        return (name, func, start, result, timed, _active, _swarm_func, BaseException)
+
+    def friendly(
+        name: object, start: float, elapsed: float, recorder: object
+    ) -> tuple[object, ...]:
+        return (name, start, elapsed, recorder)
+
+    with recording(recorder):
+        assert measure("clash")(clash)(*range(8)) == tuple(range(8))
+        assert measure("friendly")(friendly)("n", 1.0, 2.0, None) == ("n", 1.0, 2.0, None)
+        assert measure("friendly")(friendly)(recorder=3, elapsed=2, start=1, name=0) == (0, 1, 2, 3)
+    # Recorded under the block's name, never under an argument's value.
+    assert counts(recorder) == {"clash": (1, 0), "friendly": (2, 0)}
+
+
+def test_methods_callables_and_variadic_functions_are_measured_too() -> None:
+    recorder = Recorder()
+
+    class Client:
+        @measure("method")
+        def get(self, key: str) -> str:
+            return key.upper()
+
+    class Callable_:
+        def __call__(self, x: int) -> int:
+            return x + 1
+
+    @measure("variadic")
+    def variadic(*args: int, **kwargs: int) -> int:
+        return sum(args) + sum(kwargs.values())
+
+    import functools
+
+    with recording(recorder):
+        assert Client().get("k") == "K"
+        assert measure("callable")(Callable_())(1) == 2
+        assert measure("partial")(functools.partial(variadic, 1))(2, x=3) == 6
+        assert measure("builtin")(len)("abc") == 3
+    assert counts(recorder) == {
+        "method": (1, 0),
+        "callable": (1, 0),
+        "partial": (1, 0),
+        "variadic": (1, 0),
+        "builtin": (1, 0),
+    }
+
+
+def test_a_call_that_does_not_fit_the_parameters_fails_as_the_function_would() -> None:
+    recorder = Recorder()
+
+    def one(x: int) -> int:
+        return x
+
+    timed: Any = measure("one")(one)
+    calls: list[Callable[[Any], object]] = [lambda f: f(), lambda f: f(1, 2), lambda f: f(y=1)]
+    with recording(recorder):
+        for call in calls:
+            with pytest.raises(TypeError) as bare:
+                call(one)
+            with pytest.raises(TypeError) as wrapped:
+                call(timed)
+            assert str(wrapped.value) == str(bare.value)
+    # The function never ran: nothing was measured (the iteration fails with the TypeError).
+    assert counts(recorder) == {}
+
+
+def test_the_wrapper_shows_its_lines_in_a_failures_sample_traceback() -> None:
+    recorder = Recorder()
+
+    @measure("broken")
+    def broken(x: int) -> None:
+        raise LookupError(x)
+
+    with recording(recorder), pytest.raises(LookupError):
+        broken(1)
+    [group] = recorder.drain().errors.values()
+    assert "_swarm_func(x)" in group.sample and "raise LookupError(x)" in group.sample
+
+
+def test_past_the_bound_of_compiled_wrappers_functions_get_the_generic_one(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from pytest_swarm import timing
+
+    monkeypatch.setattr(timing, "MAX_WRAPPERS", len(timing._compiled))
+    recorder = Recorder()
+
+    def unusual_parameter_list(zq1: int, zq2: int = 2) -> int:
+        return zq1 + zq2
+
+    timed = measure("generic")(unusual_parameter_list)
+    assert "zq1" not in timed.__code__.co_varnames  # the (*args, **kwargs) wrapper
+    with recording(recorder):
+        assert timed(1) == 3 and timed(zq1=1, zq2=5) == 6
+    assert counts(recorder) == {"generic": (2, 0)}
+    assert len(timing._compiled) <= timing.MAX_WRAPPERS
+
+
+@pytest.mark.parametrize("size", [0, 1, MAX_SIZE])
+def test_sizes_up_to_the_bound_are_accepted(size: int) -> None:
+    recorder = Recorder()
+    with recording(recorder), measure("x") as m:
+        m.size = size
+    assert m.size == size
+    assert sizes(recorder) == {"x": (1, 0, size)}
+
+
+@st.composite
+def signatures_and_calls(draw: st.DrawFn) -> tuple[str, tuple[int, ...], dict[str, int]]:
+    """A parameter list (positional-only, positional, keyword-only parameters, defaults where
+    Python allows them) and a call, fitting it or not."""
+    counts_ = draw(st.tuples(*[st.integers(0, 2)] * 3))
+    names = iter(f"p{i}" for i in range(sum(counts_)))
+    defaulted = False
+
+    def param(keyword_only: bool) -> str:
+        nonlocal defaulted
+        name = next(names)
+        # Positional parameters after a defaulted one need a default too.
+        default = draw(st.booleans()) or (defaulted and not keyword_only)
+        defaulted = defaulted or (default and not keyword_only)
+        return f"{name}=-1" if default else name
+
+    posonly, positional, kwonly = counts_
+    params = [param(False) for _ in range(posonly)] + (["/"] if posonly else [])
+    params += [param(False) for _ in range(positional)]
+    params += (["*"] if kwonly else []) + [param(True) for _ in range(kwonly)]
+    args = tuple(draw(st.lists(st.integers(0, 9), max_size=7)))
+    keywords = draw(
+        st.dictionaries(st.sampled_from([f"p{i}" for i in range(7)]), st.integers(0, 9))
+    )
+    return ", ".join(params), args, keywords
+
+
+@given(signatures_and_calls())
+@settings(max_examples=300, deadline=None)
+def test_any_call_gives_what_the_undecorated_function_gives(
+    case: tuple[str, tuple[int, ...], dict[str, int]],
+) -> None:
+    params, args, keywords = case
+    namespace: dict[str, Any] = {}
+    exec(f"def f({params}):\n    return dict(locals())\n", namespace)
+    plain = namespace["f"]
+    timed = measure("f")(plain)
+    recorder = Recorder()
+    with recording(recorder):
+        try:
+            expected: object = plain(*args, **keywords)
+        except TypeError as exc:
+            expected = ("TypeError", str(exc))
+        try:
+            got: object = timed(*args, **keywords)
+        except TypeError as exc:
+            got = ("TypeError", str(exc))
+    assert got == expected
+    # A call that binds is one sample; one that does not never ran.
+    assert counts(recorder) == ({} if isinstance(expected, tuple) else {"f": (1, 0)})
