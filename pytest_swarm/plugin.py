@@ -110,6 +110,12 @@ def pytest_configure(config: pytest.Config) -> None:
 
         feed = get_feed(config)
         feed.subscribe(AbortWatch(feed))
+        if not quiet(config):  # -q: no live line, only each load test's headline
+            from .report.live import LivePlugin
+
+            live = LivePlugin(config)
+            config.pluginmanager.register(live, "swarm-live")
+            feed.subscribe(live.live.on_event)
         web = get_options(config).web
         if web is not None:  # the aggregating process only: it has the feed
             from .web.plugin import DashboardPlugin
@@ -220,12 +226,14 @@ class SummaryPrinter:
         for event in finished_events(report):
             feed.publish(event)
         texts = [content for name, content in report.sections if name == SECTION]
-        write = terminal_writer(self.config) if texts else None
+        from .report.screen import summary_printer
+
+        write = summary_printer(self.config) if texts else None
         if write is None:
             return
         for text in texts:
-            # A blank line first: the progress character of this test is on the current line.
-            write("\n" + (text.splitlines()[0] if quiet(self.config) else text))
+            # Coloured where pytest's writer has markup on: objectives met / missed, warnings.
+            write(text.splitlines()[0] if quiet(self.config) else text)
 
     def context(self) -> dict[str, str]:
         """What the reports say about the run itself."""

@@ -17,7 +17,7 @@ from .feed import Feed
 from .options import SwarmOptions, read_options
 
 if TYPE_CHECKING:
-    from .engine.link import Link, LiveStatus
+    from .engine.link import Link
 
 OPTIONS_KEY = pytest.StashKey[SwarmOptions]()
 FEED_KEY = pytest.StashKey[Feed]()
@@ -77,20 +77,13 @@ def make_link(config: pytest.Config, key: str, settings: dict[str, Any] | None =
     ``LoadStarted`` event, from the worker to the controller under xdist."""
     # Imported here: the engine pulls in gevent, which a run without load tests never needs.
     from .engine.link import LocalLink
-    from .report.terminal import live_line
 
     factory = config.stash.get(LINK_FACTORY_KEY, None)
     if factory is not None:
         return factory(key, dict(settings or {}))
-    write = None if quiet(config) else terminal_writer(config)
-
-    def live(status: LiveStatus) -> None:
-        if write is not None:
-            write(live_line(status))
-
+    # The terminal's live line subscribes to the feed (report/live.py), as the dashboard does.
     interval = get_options(config).report_interval
     return LocalLink(
-        live=live if write is not None else None,
         interval=interval,
         feed=get_feed(config),
         key=key,

@@ -18,7 +18,6 @@ from .endpoint import Endpoint, private_ipc
 from .scheduler import SwarmScheduling
 
 if TYPE_CHECKING:
-    from ..engine.link import LiveStatus
     from .controller_link import Coordinator
 
 HEARTBEAT_TIMEOUT = 5.0
@@ -45,20 +44,6 @@ class ControllerPlugin:
             if self._start_error is not None:
                 raise self._start_error
         return self._coordinator
-
-    def _live(self) -> Any:
-        if quiet(self.config):
-            return None
-        write = terminal_writer(self.config, suspend_capture=False)
-        if write is None:
-            return None
-
-        from ..report.terminal import live_line
-
-        def live(status: LiveStatus) -> None:
-            write(live_line(status))
-
-        return live
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_sessionstart(self, session: pytest.Session) -> None:
@@ -98,7 +83,6 @@ class ControllerPlugin:
             advertise=advertise,
             interval=options.report_interval,
             heartbeat_timeout=HEARTBEAT_TIMEOUT,
-            live=self._live(),
             private_dir=private,
             feed=get_feed(self.config),
         )

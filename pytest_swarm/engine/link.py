@@ -38,7 +38,8 @@ class Share:
 
 @dataclass(frozen=True)
 class LiveStatus:
-    """One live progress line."""
+    """The recent figures of a running load (``cluster/controller_state.py``'s ticks). The
+    terminal's live line is not this: it subscribes to the feed (``report/live.py``)."""
 
     test: str
     elapsed: float
@@ -49,9 +50,6 @@ class LiveStatus:
     p95: float
     failures: int
     requests: int
-
-
-LiveCallback = Callable[[LiveStatus], None]
 
 
 class Link(Protocol):
@@ -84,9 +82,13 @@ def live_status(agg: Aggregator, test: str, now: float, duration: float) -> Live
 
 
 def load_settings(spec: LoadSpec, settings: dict[str, Any] | None) -> dict[str, Any]:
-    """``LoadStarted.settings``: the spec as the reports describe it, then the test's own
-    (objectives and abort rules as text, see ``items.LoadDefinition.settings``)."""
-    return {"load": spec.describe(), **(settings or {})}
+    """``LoadStarted.settings``: the spec as the reports describe it (the open model's peak
+    arrival rate too: the live line and the dashboard show arrivals/s for it), then the test's
+    own (objectives and abort rules as text, see ``items.LoadDefinition.settings``)."""
+    described: dict[str, Any] = {"load": spec.describe()}
+    if spec.open_model is not None:
+        described["arrival_rate"] = spec.open_model.profile.peak
+    return {**described, **(settings or {})}
 
 
 def short_name(key: str) -> str:
@@ -110,8 +112,6 @@ class LocalLink:
 
     def __init__(
         self,
-        live: LiveCallback | None = None,
-        live_every: float = 2.0,
         interval: float = 1.0,
         *,
         feed: Feed | None = None,
@@ -119,8 +119,6 @@ class LocalLink:
         settings: dict[str, Any] | None = None,
     ) -> None:
         self.interval = interval
-        self.live = live
-        self.live_every = live_every
         self.feed = feed
         self.key = key
         self.settings = settings
@@ -132,7 +130,6 @@ class LocalLink:
         self._test = ""
         self._duration = 0.0
         self._users = 0
-        self._next_live = 0.0
         self._end = 0.0
 
     def begin(self, test: str, spec: LoadSpec) -> Share:
@@ -140,7 +137,6 @@ class LocalLink:
         self._agg = Aggregator(start=now, interval=self.interval)
         self._test, self._duration, self._users = test, spec.duration, spec.users
         self.key = self.key or test
-        self._next_live = now + self.live_every
         if self.feed is not None:
             self.feed.publish(
                 LoadStarted(
@@ -165,9 +161,6 @@ class LocalLink:
             if self.feed is not None:
                 self.feed.unregister_stop(self.key)  # the users are gone: nothing to stop
             return
-        if self.live is not None and now >= self._next_live:
-            self._next_live = now + self.live_every
-            self.live(live_status(agg, self._test, now, self._duration))
         if self.feed is not None:
             elapsed = now - agg.start
             self.feed.publish(

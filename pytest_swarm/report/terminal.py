@@ -1,7 +1,9 @@
-"""Text the user reads in the terminal: the live line, the per-request table, the verdict.
+"""Text the user reads in the terminal after a load test: the headline, the per-request table,
+the errors, the generator's health, the verdict (the live line is ``report/live.py``).
 
 Pure formatting: functions take results and return strings, so the same text goes to the
-terminal, into the report sections that travel through xdist, and into JUnit failure messages.
+terminal, into the report sections that travel through xdist, and into JUnit failure messages;
+:func:`line_markup` says how pytest's terminal writer colours each line when it prints them.
 
 Example:
     >>> from pytest_swarm.stats.snapshot import Snapshot
@@ -18,35 +20,10 @@ from typing import TYPE_CHECKING
 from ..objectives import Verdict, format_seconds
 
 if TYPE_CHECKING:
-    from ..engine.link import LiveStatus
     from ..stats.result import EntryResult, RunResult
 
 MAX_ERRORS_SHOWN = 10
 SAMPLE_LINES = 12  # the end of a traceback says where it failed
-
-
-def live_line(s: LiveStatus, width: int = 80) -> str:
-    """One progress line while a load test runs, at most ``width`` columns: the test's short
-    name (a node id's part after ``::``), elapsed / total, users, requests/s, p95, failures.
-
-    Example:
-        >>> from pytest_swarm.engine.link import LiveStatus
-        >>> print(live_line(LiveStatus("t.py::test_home", 12.3, 30, 50, 1234.5, 0.01, 0.041, 2,
-        ...                            9000)))
-        [swarm] test_home  12s/30s  50 users  1,234 req/s  p95 41ms  2 failures
-        >>> print(live_line(LiveStatus("t.py::test_home", 0.4, 30, 0, 0.0, 0.0, 0.0, 0, 0)))
-        [swarm] test_home  0s/30s  starting
-    """
-    name = s.test.rpartition("::")[2] or s.test
-    clock = f"{s.elapsed:.0f}s/{s.duration:g}s"
-    if not s.requests and not s.users:
-        # Before the first statistics arrive (xdist: the workers' first delta): no zeros.
-        figures = "starting"
-    else:
-        fails = f"{s.failures:,} failure{'s' if s.failures != 1 else ''}"
-        figures = f"{s.users:,} users  {s.rps:,.0f} req/s  p95 {format_seconds(s.p95)}  {fails}"
-    room = width - len(f"[swarm]   {clock}  {figures}")
-    return f"[swarm] {fit_name(name, max(room, 8))}  {clock}  {figures}"
 
 
 TABLE_WIDTH = 80  # the table fits a standard terminal and CI logs without wrapping
@@ -157,13 +134,41 @@ def health_line(result: RunResult) -> str:
     return text
 
 
-def headline(name: str, result: RunResult) -> str:
-    t = result.total
-    workers = f" on {result.workers} workers" if result.workers > 1 else ""
+def users_text(result: RunResult) -> str:
+    """The users of a run as the headline says them: the shortfall when some never started;
+    in the open model and under a shape (users built only as they are needed) the most that
+    ran at once beside the most allowed, since ``max_users`` is a bound, not the load. The
+    model is read from ``result.load`` (the settings that defined the load).
+
+    Example:
+        >>> from pytest_swarm.stats.result import RunResult, TimelinePoint
+        >>> from pytest_swarm.stats.snapshot import Snapshot
+        >>> points = [TimelinePoint(0, 4, 20, 0, 0.01, 0.02), TimelinePoint(1, 7, 20, 0, 0, 0)]
+        >>> result = RunResult(Snapshot(), 3.0, users=50, timeline=points)
+        >>> users_text(result)
+        '50 users'
+        >>> result.load = {"model": "open", "shape": False}
+        >>> users_text(result)
+        'up to 50 users, 7 used'
+    """
     users = f"{result.users} user{'s' if result.users != 1 else ''}"
+    load = getattr(result, "load", None) or {}
+    if load.get("model") == "open" or load.get("shape"):
+        if not result.timeline:
+            return f"up to {users}"
+        used = max(p.users for p in result.timeline)
+        return users if used >= result.users else f"up to {users}, {used:,} used"
     if result.started < result.users:
         # The shortfall first: "10 users" would claim load that never ran.
-        users = f"{result.started} of {users} started"
+        return f"{result.started} of {users} started"
+    return users
+
+
+def headline(name: str, result: RunResult) -> str:
+    """The first line of a load test's summary (the only one with ``-q``)."""
+    t = result.total
+    workers = f" on {result.workers} workers" if result.workers > 1 else ""
+    users = users_text(result)
     cut = f", {result.cut_off:,} iterations cut off at the stop" if result.cut_off else ""
     return (
         f"{name}: {users}{workers}, {result.duration:.1f}s, {t.count:,} requests, "
@@ -199,3 +204,33 @@ def full_report(name: str, result: RunResult, verdict: Verdict | None) -> str:
     if verdict is not None:
         parts.append("Objectives:\n" + verdict.table())
     return "\n".join(parts)
+
+
+# How each line of a summary is coloured: (the start of the line, pytest's markup). Objective
+# lines start with their status (objectives.Verdict.table), problems with ERROR.
+_MARKUP: tuple[tuple[str, dict[str, bool]], ...] = (
+    ("  met ", {"green": True}),
+    ("  MISSED ", {"red": True, "bold": True}),
+    ("  STOPPED ", {"yellow": True}),
+    ("  ERROR ", {"red": True}),
+)
+
+
+def line_markup(line: str) -> dict[str, bool]:
+    """pytest's terminal markup for one line of :func:`full_report`: green for a met
+    objective, red for a missed one and for problems, yellow for warnings (a saturated load
+    generator, a load stopped early). The terminal writer applies it only when its markup is
+    on (a TTY, ``--color=yes``; never with ``--color=no``).
+
+    Example:
+        >>> line_markup("  MISSED  p95 < 300ms  measured 412ms")
+        {'red': True, 'bold': True}
+        >>> line_markup("  met     p95 < 300ms  measured 41ms"), line_markup("Name  Requests")
+        ({'green': True}, {})
+    """
+    for start, markup in _MARKUP:
+        if line.startswith(start) or line == start.rstrip():
+            return dict(markup)
+    if "WARNING: " in line:
+        return {"yellow": True}
+    return {}
