@@ -15,9 +15,12 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
 
+from hdrh.histogram import HdrHistogram
+
+from ..stats.histogram import Histogram, bucket_index
 from ..stats.result import RunResult
 
-__all__ = ["LEVELS", "MAX_SERIES", "busiest", "curve", "result_curves"]
+__all__ = ["LEVELS", "MAX_SERIES", "busiest", "curve", "document_curve", "result_curves"]
 
 # HdrHistogram's plotter steps: each halves the remaining tail, with the usual "nines" added.
 LEVELS = (
@@ -50,3 +53,17 @@ def result_curves(result: RunResult) -> dict[str, Curve]:
     for name in busiest({n: e.hist.total for n, e in entries.items() if e.hist.total}):
         out[name] = curve(entries[name].hist.percentiles)
     return out
+
+
+def document_curve(blob: str, min_us: int, max_us: int) -> Curve:
+    """The curve of a JSON document's HDR histogram (``hdr_histogram_us``), computed by the
+    statistics' own percentile rule (the live dashboard's), not hdrh's: hdrh reports a
+    bucket's highest equivalent value where the run's exact minimum and maximum are known."""
+    hdr = HdrHistogram.decode(blob)
+    hist = Histogram()
+    for step in hdr.get_recorded_iterator():
+        index = bucket_index(step.value_iterated_to)
+        hist.counts[index] = hist.counts.get(index, 0) + step.count_added_in_this_iter_step
+        hist.total += step.count_added_in_this_iter_step
+    hist.min_us, hist.max_us = min_us, max_us
+    return curve(hist.percentiles)

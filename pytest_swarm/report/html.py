@@ -15,16 +15,13 @@ from __future__ import annotations
 
 import html
 import json
-from collections.abc import Iterable
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from hdrh.histogram import HdrHistogram
-
 from .. import __version__
 from ..objectives import ObjectiveError, format_measured, parse_objective
-from .distribution import busiest, curve
+from .distribution import busiest, document_curve
 
 _COLUMNS = ("requests", "failures", "req/s", "p50", "p90", "p95", "p99", "max")
 
@@ -71,12 +68,8 @@ def distribution(doc: dict[str, Any]) -> dict[str, list[tuple[float, float]]]:
         blob = entry.get("hdr_histogram_us")
         if not isinstance(blob, str) or not entry.get("count"):
             continue
-        hist = HdrHistogram.decode(blob)
-
-        def at(qs: Iterable[float], hist: HdrHistogram = hist) -> dict[float, int]:
-            return {q: int(hist.get_value_at_percentile(q)) for q in qs}
-
-        out[name] = curve(at)
+        us = (round(float(entry.get(k, 0.0)) * 1000) for k in ("min_ms", "max_ms"))
+        out[name] = document_curve(blob, *us)
     return out
 
 
