@@ -24,7 +24,7 @@ import math
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from .histogram import Accumulator, Histogram
+from .histogram import Accumulator, CheckedWire, Histogram
 from .result import Health, RunResult, TimelinePoint
 from .snapshot import Entry, Snapshot, WireDelta
 from .timeline import Series
@@ -130,7 +130,14 @@ class Aggregator:
         hists, fails, sizes, rest = self._hists, self._failures, self._sizes, self._rest
         # (name, coarse histogram, requests, failures, bytes) for the timeline
         parts: list[tuple[str, Histogram, int, int, int]] = []
+        lag = self._lag
+        total: Histogram | None
         if isinstance(delta, WireDelta):
+            # The controller's hot path (every request name of every worker's delta): each
+            # name's histogram is merged twice, exactly into the run's totals and pooled into
+            # its timeline second (Histogram.merge_pooled), with no Histogram built for it.
+            series_of = self._series
+            key = keys[0] if len(keys) == 1 else None
             for (name, checked, failed), size in zip(delta.entries, delta.sizes, strict=True):
                 acc = hists.get(name)
                 if acc is None:
@@ -139,13 +146,20 @@ class Aggregator:
                 acc.merge(checked)
                 fails[name] += failed
                 sizes[name] += size
-                if checked[2] and self._tracked(name):
-                    coarse = Histogram.from_checked(checked).coarse()
-                    parts.append((name, coarse, checked[2], failed, size))
+                if checked[2]:
+                    series = series_of.get(name)
+                    if series is None and self._tracked(name):
+                        series = series_of[name]
+                    if series is None:
+                        continue
+                    if key is not None:
+                        series.add(key, None, checked[2], failed, size, 0, checked)
+                    else:
+                        _spread(series, keys, None, checked[2], failed, size, 0, lag, checked)
             self._iteration.merge(delta.iteration)
             for name, kind, message, count, sample in delta.errors:
                 rest.add_error(name, kind, message, sample, count)
-            total = Histogram.from_checked(delta.total)  # coarse already (the sender's)
+            total = None  # delta.total, coarse already (the sender's), is filed pooled below
             failures = delta.failures
             requests = delta.total[2]
             size_sum = sum(delta.sizes)
@@ -174,8 +188,8 @@ class Aggregator:
             self._iteration.merge_histogram(delta.iteration)
         self.requests += requests
         self.failures += failures
-        lag = self._lag
-        _spread(self._total, keys, total, requests, failures, size_sum, users, lag)
+        pooled = delta.total if isinstance(delta, WireDelta) else None
+        _spread(self._total, keys, total, requests, failures, size_sum, users, lag, pooled)
         for name, hist, n, failed, size in parts:
             _spread(self._series[name], keys, hist, n, failed, size, 0, lag)
         horizon = self._last_second - self._lag
@@ -320,12 +334,13 @@ class Aggregator:
 def _spread(
     series: Series,
     keys: list[int],
-    hist: Histogram,
+    hist: Histogram | None,
     requests: int,
     failures: int,
     size: int,
     users: int,
     lag: int,
+    pooled: CheckedWire | None = None,
 ) -> None:
     """File a delta over the seconds it covers: the histogram into each (for the seconds'
     percentiles), counts split exactly (the remainder to the earliest), so the timeline's
@@ -342,4 +357,5 @@ def _spread(
             failures // n + (1 if i < failures % n else 0),
             size // n + (1 if i < size % n else 0),
             users,
+            pooled,
         )

@@ -26,8 +26,8 @@ from array import array
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from functools import cache
-from itertools import accumulate, compress, count, islice, repeat
-from operator import add, and_, ge, gt, le, lt, mul, not_, or_, sub
+from itertools import accumulate, compress, count, islice
+from operator import ge, mul
 from typing import Any
 
 from hdrh.histogram import HdrHistogram
@@ -133,9 +133,12 @@ def unpack(data: Any, n: int) -> list[CheckedWire]:
 
     Raises ``ValueError`` on anything inconsistent: the data may come off the network. An
     ``array`` parses the bytes in C and holds only unsigned integers (nothing can be
-    negative). Every check then runs over all histograms at once through ``map`` and
-    builtins, so no Python bytecode runs per histogram or per bucket: the controller does
-    this for every delta of every worker (500 workers x 20 request names a second)."""
+    negative). The checks of every bucket run over all histograms at once through ``map``
+    and builtins (no bytecode per bucket); the checks of each histogram's own figures then
+    run in one loop over the histograms: a delta's histograms are small (tens of buckets),
+    and one iteration doing every check costs less than a dozen ``map`` passes of a few
+    items each. The controller does this for every delta of every worker (1,000 workers x
+    20 request names a second: see benchmarks/aggregator.py)."""
     if type(data) is not bytes or len(data) % 8 or len(data) > MAX_PACKED_BYTES:
         raise ValueError("histograms: expected a blob of 8-byte integers")
     values = array("Q")
@@ -146,74 +149,75 @@ def unpack(data: Any, n: int) -> list[CheckedWire]:
     if len(values) < head_len:
         raise ValueError("histograms: blob shorter than its head")
     head = values[:head_len].tolist()
-    totals, overflows, sums, mins, maxs, sizes = (head[k::_HEAD] for k in range(_HEAD))
+    sizes = head[_HEAD - 1 :: _HEAD]
     buckets = sum(sizes)
     if len(values) != head_len + 2 * buckets:
         raise ValueError("histograms: bucket lists do not match the head")
     # Lists, once: later passes read ints that exist instead of boxing array items again.
     indices = values[head_len : head_len + buckets].tolist()
     numbers = values[head_len + buckets :].tolist()
-    if 0 in numbers:
-        raise ValueError("histograms: bucket index or count out of range")
-    ends = list(accumulate(sizes))
-    starts = [0, *ends[:-1]] if ends else []
-    spans = list(map(slice, starts, ends))
-    index_lists = list(map(indices.__getitem__, spans))
-    count_lists = list(map(numbers.__getitem__, spans))
-    if list(map(add, map(sum, count_lists), overflows)) != totals:
-        raise ValueError("histograms: bucket counts do not add up to the total")
-    if buckets and max(indices) > _TOP_INDEX:
+    if 0 in numbers or (buckets and max(indices) > _TOP_INDEX):
         raise ValueError("histograms: bucket index or count out of range")
     # Each histogram's buckets strictly ascending (pack() sorts them): one comparison per
     # neighbouring pair, where a descent is only allowed where the next histogram starts.
     # Unsorted or repeated indices would make the first and last bucket lie about min/max.
     descents = set(compress(count(1), map(ge, indices, islice(indices, 1, None))))
-    if not descents <= set(starts):
+    if descents and not descents <= set(accumulate(sizes)):
         raise ValueError("histograms: bucket indices not strictly ascending")
-    if any(map(gt, maxs, repeat(MAX_VALUE_US))) or any(map(gt, sums, repeat(MAX_SUM_US))):
-        raise ValueError("histograms: max or sum beyond any measurable latency")
-    nonempty = list(map(bool, totals))
-    if not all(map(or_, nonempty, map(not_, map(or_, map(or_, sums, mins), maxs)))):
-        raise ValueError("histograms: an empty histogram with a sum, min or max")
-    if 0 in sizes:  # an empty or all-overflow histogram has no bucket to bound min/max by
-        lows = [x[0] if x else _NO_BUCKET for x in index_lists]
-        highs = [x[-1] if x else 0 for x in index_lists]
-    else:  # the usual case: C-level lookups, no per-histogram bytecode
-        lows = list(map(indices.__getitem__, starts))
-        highs = list(map(indices.__getitem__, map(sub, ends, repeat(1))))
     upper, lower = _bound_tables()
-    # min/max must agree with the buckets: percentiles are capped at max_us and encode()
-    # exports buckets up to max_us only, so an inconsistent max would lose counts. (Both are
-    # checked against the pool of 2**COARSE_BITS buckets around the extreme bucket, so that
-    # coarse() histograms pass: still bounded.)
-    if not all(map(le, mins, map(upper.__getitem__, map(or_, lows, repeat(_COARSE_MASK))))):
-        raise ValueError("histograms: min or max outside the recorded buckets")
-    # ... and from below: no min under its lowest bucket's pool (min = 0 with buckets at 1 s).
-    # An all-overflow histogram's marker bounds its min by the top of the range.
-    pool_lows = map(min, map(and_, lows, repeat(~_COARSE_MASK)), repeat(_TOP_INDEX))
-    if any(map(and_, map(lt, mins, map(lower.__getitem__, pool_lows)), nonempty)):
-        raise ValueError("histograms: min or max outside the recorded buckets")
-    if not all(map(ge, maxs, map(lower.__getitem__, map(and_, highs, repeat(~_COARSE_MASK))))):
-        raise ValueError("histograms: min or max outside the recorded buckets")
-    if any(map(gt, mins, maxs)):
-        raise ValueError("histograms: min above max")
-    if any(map(and_, map(bool, overflows), map(le, maxs, repeat(HIGHEST_US)))):
-        raise ValueError("histograms: overflow with a maximum inside the range")
-    # The sum lies within what the buckets' (pools') bounds allow, each overflowed value
-    # between the range's top and the maximum: a peer cannot make the mean say anything.
-    pooled = map(and_, indices, repeat(~_COARSE_MASK))
-    floors = _per_histogram(list(map(mul, numbers, map(lower.__getitem__, pooled))), spans)
-    ceilings = _per_histogram(list(map(mul, numbers, map(upper.__getitem__, indices))), spans)
-    floors = list(map(add, floors, map(mul, overflows, repeat(HIGHEST_US + 1))))
-    ceilings = list(map(add, ceilings, map(mul, overflows, maxs)))
-    if not all(map(le, floors, sums)) or not all(map(ge, ceilings, sums)):
-        raise ValueError("histograms: sum inconsistent with the buckets")
-    return list(zip(index_lists, count_lists, totals, overflows, sums, mins, maxs, strict=True))
-
-
-def _per_histogram(values: list[int], spans: list[slice]) -> list[int]:
-    """The sum of each histogram's part of ``values``."""
-    return list(map(sum, map(values.__getitem__, spans)))
+    pool_lower = _pool_lower_table()
+    # Per bucket, the least and the most its values can add to the sum (the lower bound of
+    # its pool of 2**COARSE_BITS buckets, so that coarse() histograms pass; its upper bound).
+    floors = list(map(mul, numbers, map(pool_lower.__getitem__, indices)))
+    ceilings = list(map(mul, numbers, map(upper.__getitem__, indices)))
+    top_floor = lower[_TOP_INDEX]
+    out: list[CheckedWire] = []
+    append = out.append
+    start = 0
+    fields = iter(head)
+    for total, overflow, sum_us, min_us, max_us, size in zip(*(fields,) * _HEAD, strict=True):
+        end = start + size
+        counts = numbers[start:end]
+        if sum(counts) + overflow != total:
+            raise ValueError("histograms: bucket counts do not add up to the total")
+        if max_us > MAX_VALUE_US or sum_us > MAX_SUM_US:
+            raise ValueError("histograms: max or sum beyond any measurable latency")
+        if not total:
+            if sum_us or min_us or max_us:
+                raise ValueError("histograms: an empty histogram with a sum, min or max")
+            append(([], counts, 0, 0, 0, 0, 0))  # no bucket: every count is >= 1
+            continue
+        index_list = indices[start:end]
+        # min/max must agree with the buckets: percentiles are capped at max_us and encode()
+        # exports buckets up to max_us only, so an inconsistent max would lose counts. Both
+        # are checked against the pool of the extreme bucket (coarse() histograms pass); no
+        # min under its lowest bucket's pool (min = 0 with buckets at 1 s). An all-overflow
+        # histogram's min is bounded by the top of the range.
+        if size:
+            low, high = index_list[0], index_list[-1]
+            if (
+                min_us > upper[low | _COARSE_MASK]
+                or min_us < pool_lower[low]
+                or max_us < pool_lower[high]
+            ):
+                raise ValueError("histograms: min or max outside the recorded buckets")
+        elif min_us < top_floor:
+            raise ValueError("histograms: min or max outside the recorded buckets")
+        if min_us > max_us:
+            raise ValueError("histograms: min above max")
+        if overflow and max_us <= HIGHEST_US:
+            raise ValueError("histograms: overflow with a maximum inside the range")
+        # The sum lies within what the buckets' (pools') bounds allow, each overflowed value
+        # between the range's top and the maximum: a peer cannot make the mean say anything.
+        if not (
+            sum(floors[start:end]) + overflow * (HIGHEST_US + 1)
+            <= sum_us
+            <= sum(ceilings[start:end]) + overflow * max_us
+        ):
+            raise ValueError("histograms: sum inconsistent with the buckets")
+        append((index_list, counts, total, overflow, sum_us, min_us, max_us))
+        start = end
+    return out
 
 
 @cache
@@ -225,6 +229,21 @@ def _bound_tables() -> tuple[list[int], list[int]]:
     upper.append(2**64)
     lower = [bucket_lower_bound(i) for i in range(_TOP_INDEX + 1)]
     return upper, lower
+
+
+@cache
+def _pool_lower_table() -> list[int]:
+    """The lower bound of the pool of every bucket index a checked histogram can hold (the
+    smallest value :meth:`Histogram.coarse` may have moved into its pool)."""
+    _, lower = _bound_tables()
+    return [lower[i & ~_COARSE_MASK] for i in range(_TOP_INDEX + 1)]
+
+
+@cache
+def _pool_table() -> list[int]:
+    """The pool (:meth:`Histogram.coarse`'s key) of every bucket index a checked histogram
+    can hold: one C-level lookup per bucket instead of an OR and a ``min`` call."""
+    return [min(i | _COARSE_MASK, _TOP_INDEX) for i in range(_TOP_INDEX + 1)]
 
 
 def check_wire(data: Any) -> CheckedWire:
@@ -406,6 +425,33 @@ class Histogram:
         h = cls()
         h.merge_checked(checked)
         return h
+
+    def merge_pooled(self, checked: CheckedWire) -> None:
+        """Add a validated wire histogram in its :meth:`coarse` form: the same counts as
+        ``self.merge(Histogram.from_checked(checked).coarse())``, in one pass and without the
+        two intermediate histograms (the controller's per-second timeline does this for every
+        request name of every worker's delta).
+
+        Example:
+            >>> h = Histogram(); h.record_values([5000, 5004, 9000])
+            >>> pooled = Histogram(); pooled.merge_pooled(check_wire(h.to_wire()))
+            >>> pooled == h.coarse()
+            True
+        """
+        indices, numbers, total, overflow, sum_us, min_us, max_us = checked
+        if not total:
+            return
+        counts = self.counts
+        get = counts.get
+        for index, n in zip(map(_pool_table().__getitem__, indices), numbers, strict=True):
+            counts[index] = get(index, 0) + n
+        if min_us < self.min_us or not self.total:
+            self.min_us = min_us
+        if max_us > self.max_us:
+            self.max_us = max_us
+        self.overflow += overflow
+        self.sum_us += sum_us
+        self.total += total
 
     def merge_checked(self, checked: CheckedWire) -> None:
         """Add a validated wire histogram (see :func:`check_wire`) without building a

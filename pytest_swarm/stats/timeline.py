@@ -29,7 +29,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 
-from .histogram import Histogram
+from .histogram import CheckedWire, Histogram
 from .result import US, Cumulative, TimelinePoint
 
 LEVELS = (50.0, 66.0, 75.0, 80.0, 90.0, 95.0, 98.0, 99.0, 99.9, 99.99, 100.0)  # Locust's columns
@@ -62,13 +62,26 @@ class Series:
         self._totals = (0, 0, 0)  # cumulative requests, failures, content bytes of the frozen
 
     def add(
-        self, sec: int, hist: Histogram | None, requests: int, failures: int, size: int, users: int
+        self,
+        sec: int,
+        hist: Histogram | None,
+        requests: int,
+        failures: int,
+        size: int,
+        users: int,
+        pooled: CheckedWire | None = None,
     ) -> None:
         """File one delta's part for second ``sec``. A second already frozen (a delta later
-        than the freezing lag allows) goes to the earliest open bucket: counts stay exact."""
-        sec = max(sec, self.frozen_until)
-        self.newest = max(self.newest, sec)
-        bucket = self.bucket_of(sec)
+        than the freezing lag allows) goes to the earliest open bucket: counts stay exact.
+        ``pooled`` is a validated wire histogram merged in its coarse form (what the
+        controller has, without building a Histogram for it: see Histogram.merge_pooled)."""
+        if sec < self.frozen_until:
+            sec = self.frozen_until
+        if sec > self.newest:
+            self.newest = sec
+        bucket = self._open.get(sec)
+        if bucket is None:
+            bucket = self.bucket_of(sec)
         if bucket is None:
             # A new bucket starts at its first second and never overlaps the next open one
             # (buckets opened before the step doubled keep their width).
@@ -77,10 +90,13 @@ class Series:
             bucket = self._open[sec] = _Bucket(width=width)
         if hist is not None:
             bucket.hist.merge(hist)
+        if pooled is not None:
+            bucket.hist.merge_pooled(pooled)
         bucket.requests += requests
         bucket.failures += failures
         bucket.size += size
-        bucket.users = max(bucket.users, users)
+        if users > bucket.users:
+            bucket.users = users
 
     def bucket_of(self, sec: int) -> _Bucket | None:
         """The open bucket holding second ``sec``, if any (few are open: the freezing lag)."""
@@ -93,6 +109,10 @@ class Series:
 
     def freeze_before(self, sec: int) -> None:
         """Freeze every open bucket that ends at or before second ``sec``, in time order."""
+        # Called after every delta: almost always nothing to freeze (a bucket is at least a
+        # second wide, so none ends by ``sec`` when none starts before it).
+        if not self._open or min(self._open) >= sec:
+            return
         for key in sorted(k for k, b in self._open.items() if k + b.width <= sec):
             bucket = self._open.pop(key)
             point, self._totals = self._freeze(key, bucket, self._cum, self._totals)
