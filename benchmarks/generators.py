@@ -84,7 +84,12 @@ class Bench:
         junit = self.tmp / f"{test}.xml"
         cmd = [*self.swarm_cmd(test, users, max(users, 1000), duration), f"--junitxml={junit}"]
         run(pinned(cmd), timeout=duration + 120, cwd=self.tmp)
-        props = {p.get("name"): p.get("value") for p in ET.parse(junit).iter("property")}
+        # One load test per file: the suite's "<node id>::swarm_rps" (the default layout) or
+        # the testcase's "swarm_rps" (--swarm-junit=properties) alike.
+        props = {
+            str(p.get("name")).rpartition("::")[2]: p.get("value")
+            for p in ET.parse(junit).iter("property")
+        }
         return float(props["swarm_rps"]), junit
 
     def swarm_fast(self) -> float:
