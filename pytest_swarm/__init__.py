@@ -17,7 +17,8 @@ if TYPE_CHECKING:  # type checkers see the real class; at run time it is importe
 
 __version__ = "0.1.0"
 # The wire protocol between xdist workers and the controller; a mismatch is refused.
-PROTOCOL_VERSION = 3
+# 4: error groups carry first/last seen (Unix seconds) and their nodes (snapshot.py).
+PROTOCOL_VERSION = 4
 
 __all__ = ["PROTOCOL_VERSION", "__version__", "measure"]
 

@@ -199,15 +199,23 @@ def _results(item: pytest.Item, report: pytest.TestReport) -> list[tuple[str, st
         report.when == "call" or (report.when == "setup" and report.failed)
     ):
         verdict = item.stash.get(items.VERDICT_KEY, None)
-        return [(item.name, item.nodeid, outcome.result, verdict)]
+        return [(item.name, item.nodeid, _with_load(outcome), verdict)]
     swarm_fixture = getattr(item, "funcargs", {}).get("swarm")
     # A project may define its own fixture named "swarm": only ours has load runs.
     if report.when == "call" and isinstance(swarm_fixture, Swarm):
         return [
-            (f"{item.name} [swarm.run #{i + 1}]", f"{item.nodeid}#{i + 1}", o.result, None)
+            (f"{item.name} [swarm.run #{i + 1}]", f"{item.nodeid}#{i + 1}", _with_load(o), None)
             for i, o in enumerate(swarm_fixture.outcomes)
         ]
     return []
+
+
+def _with_load(outcome: Any) -> Any:
+    """The outcome's result, carrying the settings that defined its load (for baselines)."""
+    from .report.compare import load_settings
+
+    outcome.result.load = load_settings(outcome.spec)
+    return outcome.result
 
 
 class SummaryPrinter:

@@ -14,8 +14,9 @@ from __future__ import annotations
 
 MAX_FRAME = 8 * 1024 * 1024  # bytes; a worker's delta is typically a few KiB
 # Decoded msgpack objects per frame. The bulk of a frame (histograms, timeline) travels in
-# binary blobs, so a legitimate frame holds at most a few thousand objects (2,000 names,
-# 500 error groups); 8 MiB of empty maps would be 8 million Python dicts (~600 MiB).
+# binary blobs, so a legitimate frame holds at most ~45,000 objects (2,000 names, 500 error
+# groups of 9 fields and up to 64 node names each: tests/unit/test_snapshot_seen.py builds it);
+# 8 MiB of empty maps would be 8 million Python dicts (~600 MiB).
 MAX_ELEMENTS = 100_000
 # One string or binary field may fill the frame (a merged result's histogram blob can).
 MAX_BLOB = MAX_FRAME

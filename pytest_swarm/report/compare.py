@@ -12,8 +12,13 @@ the change is larger than the noise the two runs' histograms imply (see ``docs/n
 - requests/s: counts as Poisson, ``|a - b| > 1.96 sqrt(na/da² + nb/db²)``;
 - error_rate: binomial, ``|a - b| > 1.96 sqrt(pa(1-pa)/na + pb(1-pb)/nb)``.
 
-A comparison is *invalid* (reported, never failing a test) when the load differs: users,
-arrival rate, or a duration more than 10 % apart.
+A comparison is *invalid* (reported, never failing a test) when the load differs. Each document
+carries the settings that define its load (:func:`load_settings`: the model, users or
+max_users, the spawn rate, the arrival rate or its stages' peak, whether it has stages or a
+shape, the duration, the iteration cap); any of them different makes the comparison invalid, as
+does a measured duration more than 10 % apart (a run stopped early). A document saved before
+the settings were stored compares users and the measured duration only, and says the settings
+are unknown.
 
 Example:
     >>> rule = parse_rule("p95:10%")
@@ -32,11 +37,14 @@ import subprocess
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from hdrh.histogram import HdrHistogram
 
 from .files import write_report_file
+
+if TYPE_CHECKING:
+    from ..spec import LoadSpec
 
 FORMAT = 1
 MAX_FILE_BYTES = 64 * 1024 * 1024  # a stored file is hostile input: bounded before parsing
@@ -192,18 +200,103 @@ def _noisy(metric: str, a: dict[str, Any], b: dict[str, Any], da: float, db: flo
     return hi_a < lo_b or hi_b < lo_a
 
 
+# The settings that define a load, in the order a difference is reported: key -> label.
+LOAD_FIELDS = {
+    "model": "model",
+    "users": "users",
+    "spawn_rate": "spawn rate",
+    "arrival_rate": "arrival rate",
+    "stages": "stages",
+    "shape": "shape",
+    "duration_s": "configured duration",
+    "iterations": "iterations per user",
+}
+
+
+def load_settings(spec: LoadSpec) -> dict[str, Any]:
+    """The settings that define a load, as the JSON document's ``load_settings`` stores them.
+
+    ``users`` is the closed model's users (the peak with stages, the most a shape may ask
+    for) or the open model's ``max_users``; ``spawn_rate`` only where users start at a
+    constant rate (closed, no stages, no shape); ``arrival_rate`` the open model's rate (its
+    stages' peak when staged), None in the closed model.
+
+    Example:
+        >>> from pytest_swarm.spec import LoadSpec, parse_wait
+        >>> load_settings(LoadSpec(10, 5.0, 30, parse_wait(None), 5.0))["spawn_rate"]
+        5.0
+    """
+    model = spec.open_model
+    return {
+        "model": "open" if model is not None else "closed",
+        "users": spec.users,
+        "spawn_rate": (
+            float(spec.rate)
+            if model is None and spec.profile is None and spec.shape is None
+            else None
+        ),
+        "arrival_rate": float(model.profile.peak) if model is not None else None,
+        "stages": spec.profile is not None or (model is not None and model.staged),
+        "shape": spec.shape is not None,
+        "duration_s": float(spec.duration),
+        "iterations": spec.iterations,
+    }
+
+
+def _same(a: Any, b: Any) -> bool:
+    if isinstance(a, float | int) and isinstance(b, float | int):
+        if isinstance(a, bool) or isinstance(b, bool):
+            return a is b
+        return math.isclose(a, b, rel_tol=1e-9, abs_tol=1e-12)
+    return bool(a == b)
+
+
+def _shown(value: Any) -> str:
+    if value is None:
+        return "none"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def settings_note(old: dict[str, Any], new: dict[str, Any]) -> str:
+    """Why the load settings could not be compared ("" when they were)."""
+    missing = [
+        side for side, doc in (("baseline", old), ("run", new)) if not doc.get("load_settings")
+    ]
+    if not missing:
+        return ""
+    which = (
+        "the baseline's"
+        if missing == ["baseline"]
+        else "this run's"
+        if missing == ["run"]
+        else "both runs'"
+    )
+    return (
+        f"settings unknown: {which} load settings were not stored (a baseline saved by an "
+        "older pytest-swarm, or an interrupted run); only users and the measured duration "
+        "were compared"
+    )
+
+
 def load_differs(old: dict[str, Any], new: dict[str, Any]) -> str:
     """Why the two runs' load is not the same ("" when it is)."""
     reasons = []
-    if old.get("users") != new.get("users"):
+    a, b = old.get("load_settings") or {}, new.get("load_settings") or {}
+    if a and b:
+        # Another model implies another spawn and arrival rate: the model says it all.
+        implied = (
+            ("spawn_rate", "arrival_rate") if not _same(a.get("model"), b.get("model")) else ()
+        )
+        for key, label in LOAD_FIELDS.items():
+            if key not in implied and not _same(a.get(key), b.get(key)):
+                reasons.append(f"{label} {_shown(a.get(key))} vs {_shown(b.get(key))}")
+    elif old.get("users") != new.get("users"):
         reasons.append(f"users {old.get('users')} vs {new.get('users')}")
     od, nd = float(old.get("duration_s", 0) or 0), float(new.get("duration_s", 0) or 0)
     if od and nd and abs(od - nd) > DURATION_TOLERANCE * max(od, nd):
         reasons.append(f"duration {od:.1f}s vs {nd:.1f}s")
-    for key in ("arrival_rate", "rate"):
-        a, b = (old.get("settings") or {}).get(key), (new.get("settings") or {}).get(key)
-        if a != b:
-            reasons.append(f"{key.replace('_', ' ')} {a} vs {b}")
     return ", ".join(reasons)
 
 
@@ -230,6 +323,7 @@ def compare(
                 Change(name, metric, va, vb, worse(metric, va, vb), _noisy(metric, a, b, da, db))
             )
     invalid = load_differs(old, new)
+    note = settings_note(old, new)
     exceeded = []
     if not invalid:
         for rule in rules:
@@ -240,6 +334,8 @@ def compare(
         "baseline": old.get("baseline_name", ""),
         "valid": not invalid,
         "invalid_because": invalid,
+        "load_settings_compared": not note,
+        "note": note,
         "changes": [
             {
                 "name": c.name,
@@ -261,6 +357,8 @@ def comparison_text(comparison: dict[str, Any]) -> str:
     head = f"Change against baseline {comparison.get('baseline') or '?'}"
     if not comparison.get("valid"):
         head += f" (INVALID: the load differs: {comparison.get('invalid_because')})"
+    if comparison.get("note"):
+        head += f" ({comparison['note']})"
     lines = [head + ":"]
     for c in comparison.get("changes", []):
         if c["name"] == "Total" or c["beyond_noise"]:
@@ -368,5 +466,12 @@ def load(path: Path) -> dict[str, dict[str, Any]]:
                 for k in ("count", "rps", "error_ratio", "mean_ms")
             ):
                 raise CompareError(f"{path}: {doc['test']}: figures must be numbers")
+        settings = doc.get("load_settings", {})
+        if not isinstance(settings, dict) or not all(
+            value is None or isinstance(value, str | int | float) for value in settings.values()
+        ):
+            raise CompareError(f"{path}: {doc['test']}: load_settings must map to plain values")
+        if any(isinstance(v, str) and len(v) > 100 for v in settings.values()):
+            raise CompareError(f"{path}: {doc['test']}: load_settings values are too long")
         out[doc["test"]] = {**doc, "baseline_name": path.stem}
     return out

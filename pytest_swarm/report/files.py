@@ -138,9 +138,16 @@ def result_document(nodeid: str, result: RunResult, verdict: Verdict | None) -> 
                 "message": g.message,
                 "count": g.count,
                 "sample_traceback": g.sample,
+                # Wall clock, Unix seconds (None: unknown); see stats/recorder.py.
+                "first_seen_unix": round(g.first, 3) if g.first else None,
+                "last_seen_unix": round(g.last, 3) if g.last else None,
+                "nodes": g.node_list,  # xdist worker ids, "main" in one process
+                "nodes_more": g.nodes_hidden,
             }
             for g in result.errors
         ],
+        # What defined the load (report/compare.py's load_settings), {} when not known.
+        "load_settings": dict(result.load),
         "setup_failures": result.snapshot.setup_failures,
         "timeline": [_point(p) for p in result.timeline],
         "timeline_requests": {

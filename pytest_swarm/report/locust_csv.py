@@ -13,9 +13,12 @@ Mapping (times in milliseconds, as Locust writes them):
 - ``stats_history``: one row per timeline point and request name, then its ``Aggregated``
   row; ``Timestamp`` in Unix seconds (the load test's start plus the point's offset);
   percentile columns are the point's own, the ``Total ...`` columns cumulative to that point.
-- ``failures``: the error groups of request names; ``exceptions``: the others (user code,
-  fixture setup and teardown). ``First Seen``/``Last Seen`` and ``Nodes`` are empty: the
-  statistics do not keep when or on which worker a group was seen.
+- ``failures``: the error groups of request names; ``First Seen``/``Last Seen`` in Unix
+  seconds with milliseconds (first seen is the first occurrence's wall clock, last seen the
+  end of the report interval of the last occurrence: up to one interval late; empty when
+  unknown). ``exceptions``: the other groups (user code, fixture setup and teardown);
+  ``Nodes`` the nodes that saw the group, as Locust joins them (``gw0, gw1``): xdist worker
+  ids, ``main`` in a one-process run; past 64 names ``, and N more``.
 
 Example:
     >>> slugs(["t.py::test_home[10]", "u.py::test_home[10]", "t.py::test_cart#2"])
@@ -182,8 +185,26 @@ def failures_csv(doc: dict[str, Any]) -> str:
         if g.get("name") in names:
             kind, short = split_name(str(g.get("name")))
             message = f"{g.get('kind')}: {g.get('message')}" if g.get("message") else g.get("kind")
-            rows.append([kind, short, message, _num(g.get("count", 0)), "", ""])
+            seen = [_seen(g.get("first_seen_unix")), _seen(g.get("last_seen_unix"))]
+            rows.append([kind, short, message, _num(g.get("count", 0)), *seen])
     return _table(FAILURES_HEADER, rows)
+
+
+def _seen(value: Any) -> str:
+    """A group's first or last seen: Unix seconds to the millisecond, "" when unknown."""
+    if isinstance(value, int | float) and not isinstance(value, bool) and value > 0:
+        return f"{float(value):.3f}"
+    return ""
+
+
+def _nodes(g: dict[str, Any]) -> str:
+    """Locust's ``Nodes``: the names joined by ", ", then how many more there were."""
+    nodes = g.get("nodes")
+    names = [str(n) for n in nodes] if isinstance(nodes, list) else []
+    more = g.get("nodes_more")
+    if isinstance(more, int) and not isinstance(more, bool) and more > 0:
+        names.append(f"and {more} more")
+    return ", ".join(names)
 
 
 def exceptions_csv(doc: dict[str, Any]) -> str:
@@ -192,7 +213,8 @@ def exceptions_csv(doc: dict[str, Any]) -> str:
     for g in doc.get("errors") or []:
         if g.get("name") not in names:
             message = f"[{g.get('name')}] {g.get('kind')}: {g.get('message')}"
-            rows.append([_num(g.get("count", 0)), message, g.get("sample_traceback") or "", ""])
+            traceback = g.get("sample_traceback") or ""
+            rows.append([_num(g.get("count", 0)), message, traceback, _nodes(g)])
     return _table(EXCEPTIONS_HEADER, rows)
 
 

@@ -157,8 +157,6 @@ class Aggregator:
                     else:
                         _spread(series, keys, None, checked[2], failed, size, 0, lag, checked)
             self._iteration.merge(delta.iteration)
-            for name, kind, message, count, sample in delta.errors:
-                rest.add_error(name, kind, message, sample, count)
             total = None  # delta.total, coarse already (the sender's), is filed pooled below
             failures = delta.failures
             requests = delta.total[2]
@@ -183,9 +181,9 @@ class Aggregator:
                 requests += entry.hist.total
                 failures += entry.failures
                 size_sum += entry.size
-            for group in delta.errors.values():
-                rest.add_error(group.name, group.kind, group.message, group.sample, group.count)
             self._iteration.merge_histogram(delta.iteration)
+        # Error groups are attributed to the source that delivered them (the node).
+        rest.merge_errors(delta, node=source)
         self.requests += requests
         self.failures += failures
         pooled = delta.total if isinstance(delta, WireDelta) else None
@@ -251,8 +249,7 @@ class Aggregator:
             late=self._rest.late,
             iteration=self._iteration.histogram(),
         )
-        for g in self._rest.errors.values():
-            snap.add_error(g.name, g.kind, g.message, g.sample, g.count)
+        snap.merge_errors(self._rest)
         return snap
 
     @property

@@ -11,6 +11,13 @@ worker: a name is at most :data:`MAX_NAME_LENGTH` characters (longer ones are cu
 any further name are counted under :data:`OTHER_NAME`, and a :class:`RequestNamesFolded`
 warning says once how to fix it (``name=``). Counts are never lost, only the split by name.
 
+Error groups carry when they were seen, at no cost per failure: a group's ``first`` is the wall
+clock (``time.time()``) when it is created, i.e. at its first occurrence in a report interval
+(the first of each group per interval already pays for formatting its traceback); its ``last``
+is the wall clock of the drain that delivers it, so it is at most one report interval later
+than the group's true last occurrence. Over a run, ``first`` is exact, ``last`` within one
+report interval (1 s by default).
+
 Example:
     >>> rec = Recorder()
     >>> rec.record("GET /", 0.012)
@@ -23,9 +30,11 @@ Example:
 from __future__ import annotations
 
 import contextlib
+import time
 import traceback
 import warnings
 from collections import defaultdict
+from collections.abc import Callable
 
 from .snapshot import MAX_NAMES, OTHER_ERRORS, OTHER_NAME, Snapshot
 
@@ -82,7 +91,7 @@ def _fold_error_names(snap: Snapshot, folded: set[str]) -> None:
     snap.errors = {}
     for g in groups:
         name = OTHER_NAME if g.name in folded else g.name
-        snap.add_error(name, g.kind, g.message, g.sample, g.count)
+        snap.add_error(name, g.kind, g.message, g.sample, g.count, g.first, g.last)
 
 
 class Recorder:
@@ -95,6 +104,7 @@ class Recorder:
         "_names",
         "_sizes",
         "_values",
+        "_wall",
         "dropped",
         "folded",
         "iterations",
@@ -103,7 +113,7 @@ class Recorder:
         "users",
     )
 
-    def __init__(self) -> None:
+    def __init__(self, wall_clock: Callable[[], float] = time.time) -> None:
         # defaultdict: the lookup-or-create is one C call on the hot path. Seconds as
         # measured: they become integer µs at the fold, once per interval, not on the
         # request path (a third of the cost of record()).
@@ -121,6 +131,9 @@ class Recorder:
         # at most MAX_RECORDED_NAMES entries; names past that are not remembered at all.
         self._names: dict[str, str] = {}
         self.folded = 0  # requests counted under OTHER_NAME because names ran out
+        # When error groups were seen (see the module docstring): read once per new group per
+        # interval and once per drain that has groups, never per failure.
+        self._wall = wall_clock
 
     def record(self, name: str, elapsed_s: float, size: int = 0) -> None:
         """A successful request that took ``elapsed_s`` seconds and received ``size`` bytes
@@ -188,9 +201,10 @@ class Recorder:
             if (name, kind, message) in errors:
                 errors[(name, kind, message)].count += 1
                 return
+        first = self._wall()  # the group's first occurrence in this interval
         # Formatting a traceback is slow: only the first of each group pays for it.
         sample = "".join(traceback.format_exception(exc)) if exc is not None else ""
-        self._errors.add_error(name, kind, message, sample)
+        self._errors.add_error(name, kind, message, sample, first=first, last=first)
 
     def drain(self) -> Snapshot:
         """Everything recorded since the previous drain, as a delta snapshot."""
@@ -210,6 +224,12 @@ class Recorder:
             entry.hist.record_values([int(s * 1_000_000) for s in samples])
             entry.failures += failures.get(name, 0)
             entry.size += sizes.get(name, 0)
+        if snap.errors:
+            # Last seen: this drain's wall clock (within one interval of the last occurrence);
+            # never before first seen, should the wall clock have stepped back.
+            wall = self._wall()
+            for group in snap.errors.values():
+                group.last = max(wall, group.first)
         if folded:
             _fold_error_names(snap, folded)
         snap.iteration.record_values([int(s * 1_000_000) for s in iteration])

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from typing import Any
 
 from .histogram import Histogram
 from .snapshot import Entry, ErrorGroup, Snapshot
@@ -197,6 +198,9 @@ class RunResult:
     health: Health = field(default_factory=Health)
     workers: int = 1
     interrupted: str = ""  # why the run was interrupted (Ctrl-C, SIGTERM), "" if it was not
+    # The settings that defined the load, as the JSON documents carry them (see
+    # report.compare.load_settings); set where the spec is known, {} otherwise.
+    load: dict[str, Any] = field(default_factory=dict)
 
     def _stop_notes(self, prefix: str, kind: str) -> int:
         """The count of the runner's notes of one kind (they travel as error groups)."""

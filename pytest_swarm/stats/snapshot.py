@@ -1,9 +1,10 @@
 """Snapshots: the mergeable unit of statistics.
 
 A :class:`Snapshot` holds, per request name, a latency histogram and a failure count, plus the
-failures grouped by error (with one sample traceback each) and how many iterations and users
-there were. Workers emit *delta* snapshots (what happened since the last one); the aggregator
-merges them. Merging is exact and associative, so the order of arrival does not matter.
+failures grouped by error (with one sample traceback each, the wall-clock time each group was
+first and last seen, and the nodes that saw it) and how many iterations and users there were.
+Workers emit *delta* snapshots (what happened since the last one); the aggregator merges them.
+Merging is exact and associative, so the order of arrival does not matter.
 
 Example:
     >>> a = Snapshot(); a.entry("GET /").hist.record_values([1000])
@@ -15,6 +16,9 @@ Example:
 
 from __future__ import annotations
 
+import math
+import re
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field
 from operator import gt, itemgetter
 from typing import Any
@@ -33,6 +37,24 @@ MAX_TEXT = 16_384
 OTHER_NAME = "(other)"
 OTHER_ERRORS = "(other errors: too many distinct messages)"
 OTHER_KEY = (OTHER_NAME, "Error", OTHER_ERRORS)
+# The nodes an error group names (xdist worker ids) on the wire and in reports: at most
+# MAX_NODES (the first by node_order), the others only counted; a name is cut at MAX_NODE_TEXT.
+# In memory (the aggregator) a group keeps up to MAX_TRACKED_NODES names, so that its count of
+# nodes is exact up to that many workers (a few MB at worst: 500 groups x 1024 shared names).
+MAX_NODES = 64
+MAX_TRACKED_NODES = 1024
+MAX_NODE_TEXT = 64
+_DIGITS = re.compile(r"(\d+)$")
+
+
+def node_order(node: str) -> tuple[int, str]:
+    """Order nodes gw0 < gw1 < gw10 (numeric suffix first), then by name.
+
+    >>> sorted(["gw10", "main", "gw2"], key=node_order)
+    ['gw2', 'gw10', 'main']
+    """
+    match = _DIGITS.search(node)
+    return (int(match.group(1)) if match else 1 << 30, node)
 
 
 @dataclass
@@ -51,17 +73,92 @@ class Entry:
 
 @dataclass
 class ErrorGroup:
-    """Failures that share (request name, error kind, message); one sample traceback kept."""
+    """Failures that share (request name, error kind, message); one sample traceback kept.
+
+    ``first`` and ``last`` are wall-clock Unix seconds (0.0: unknown) of the group's first and
+    last occurrence; ``nodes`` the nodes it occurred on (up to MAX_TRACKED_NODES names, the
+    first by :func:`node_order`), ``nodes_more`` how many more there were beyond those names.
+    Reports and the wire show :attr:`node_list` (at most MAX_NODES names) and count the rest
+    (:attr:`nodes_hidden`). The count is exact while no part merged had dropped names; merging
+    parts that each dropped some gives a lower bound (see :meth:`see`). Merging takes the earliest
+    first, the latest last and the union of nodes, so the order of merges does not matter.
+
+    Example:
+        >>> g = ErrorGroup("GET /", "HTTPError", "500", 2, first=10.5, last=12.0, nodes={"gw1"})
+        >>> g.see(9.0, 11.0, ["gw0"])
+        >>> g.first, g.last, sorted(g.nodes)
+        (9.0, 12.0, ['gw0', 'gw1'])
+    """
 
     name: str
     kind: str
     message: str
     count: int = 0
     sample: str = ""
+    first: float = 0.0
+    last: float = 0.0
+    nodes: set[str] = field(default_factory=set)
+    nodes_more: int = 0
 
     @property
     def key(self) -> tuple[str, str, str]:
         return (self.name, self.kind, self.message)
+
+    def see(
+        self, first: float, last: float, nodes: Iterable[str] = (), nodes_more: int = 0
+    ) -> None:
+        """Merge another part's times and nodes into this group. A part that knows only one
+        of its times counts it as both, so that first <= last holds whatever is merged."""
+        first, last = first or last, last or first
+        if first and (not self.first or first < self.first):
+            self.first = first
+        if last > self.last:
+            self.last = last
+        if nodes_more or nodes:
+            self._add_nodes(nodes, nodes_more)
+
+    def _add_nodes(self, nodes: Iterable[str], more: int) -> None:
+        known = self.nodes
+        names = [n for n in nodes if n]
+        if not more and all(n in known for n in names):
+            return  # the aggregator's usual case: a worker seen before
+        # The count is a lower bound of the distinct nodes: each side's own count, or the
+        # union of the names both sides kept. Exact while no side ever dropped a name.
+        union = known | {n[:MAX_NODE_TEXT] for n in names}
+        total = max(len(known) + self.nodes_more, len(names) + more, len(union))
+        if len(union) > MAX_TRACKED_NODES:
+            union = set(sorted(union, key=node_order)[:MAX_TRACKED_NODES])
+        self.nodes = union
+        self.nodes_more = total - len(union)
+
+    @property
+    def node_list(self) -> list[str]:
+        """The first MAX_NODES nodes in :func:`node_order` (gw0, gw1, gw10)."""
+        return sorted(self.nodes, key=node_order)[:MAX_NODES]
+
+    @property
+    def nodes_hidden(self) -> int:
+        """How many nodes saw the group beyond :attr:`node_list`."""
+        return self.nodes_more + max(len(self.nodes) - MAX_NODES, 0)
+
+    def wire(self) -> list[Any]:
+        """The wire form (see :func:`check_wire`)."""
+        return [
+            self.name,
+            self.kind,
+            self.message,
+            self.count,
+            self.sample[:MAX_TEXT],
+            self.first,
+            self.last,
+            self.node_list,
+            self.nodes_hidden,
+        ]
+
+
+# An error group's wire form, validated: (name, kind, message, count, sample, first, last,
+# nodes, nodes_more); see ErrorGroup.
+ErrorWire = tuple[str, str, str, int, str, float, float, Collection[str], int]
 
 
 @dataclass
@@ -90,15 +187,59 @@ class Snapshot:
             found = self.entries[name] = Entry()
         return found
 
-    def add_error(self, name: str, kind: str, message: str, sample: str, count: int = 1) -> None:
+    def add_error(
+        self,
+        name: str,
+        kind: str,
+        message: str,
+        sample: str,
+        count: int = 1,
+        first: float = 0.0,
+        last: float = 0.0,
+        nodes: Iterable[str] = (),
+        nodes_more: int = 0,
+    ) -> None:
+        """Count ``count`` failures of one group, seen from ``first`` to ``last`` (Unix
+        seconds, 0.0 when unknown) on ``nodes`` (see :class:`ErrorGroup`)."""
         key = (name, kind, message)
         group = self.errors.get(key)
         if group is None:
-            self.errors[key] = ErrorGroup(name, kind, message, count, sample)
+            group = self.errors[key] = ErrorGroup(name, kind, message, count, sample)
         else:
             group.count += count
             if not group.sample:
                 group.sample = sample
+        if first or last or nodes or nodes_more:
+            group.see(first, last, nodes, nodes_more)
+
+    def merge_errors(self, other: Snapshot | WireDelta, node: str | None = None) -> None:
+        """Merge the error groups of ``other``. With ``node`` (the aggregator's source that
+        delivered them) the groups are attributed to that node, whatever they said."""
+        items: Iterable[ErrorWire]
+        if isinstance(other, WireDelta):
+            items = other.errors
+        else:
+            items = (
+                (
+                    g.name,
+                    g.kind,
+                    g.message,
+                    g.count,
+                    g.sample,
+                    g.first,
+                    g.last,
+                    g.nodes,
+                    g.nodes_more,
+                )
+                for g in other.errors.values()
+            )
+        stamp = (node,) if node is not None else None
+        add = self.add_error
+        for name, kind, message, count, sample, first, last, nodes, more in items:
+            if stamp is not None:
+                add(name, kind, message, sample, count, first, last, stamp)
+            else:
+                add(name, kind, message, sample, count, first, last, nodes, more)
 
     @property
     def empty(self) -> bool:
@@ -121,8 +262,7 @@ class Snapshot:
     def merge(self, other: Snapshot) -> None:
         for name, entry in other.entries.items():
             self.entry(name).merge(entry)
-        for group in other.errors.values():
-            self.add_error(group.name, group.kind, group.message, group.sample, group.count)
+        self.merge_errors(other)
         self.iterations += other.iterations
         self.setup_failures += other.setup_failures
         self.dropped += other.dropped
@@ -162,7 +302,8 @@ class Snapshot:
                 pack(hists),
                 [e.size for e in values],
             ],
-            "x": [[g.name, g.kind, g.message, g.count, g.sample[:MAX_TEXT]] for g in errors],
+            # Per group: [name, kind, message, count, sample, first, last, nodes, more].
+            "x": [g.wire() for g in errors],
             "i": self.iterations,
             "u": self.users,
             "s": self.setup_failures,
@@ -190,8 +331,7 @@ class Snapshot:
             entry.hist.merge_checked(hist)
             entry.failures += failures
             entry.size += size
-        for name, kind, message, count, sample in delta.errors:
-            self.add_error(name, kind, message, sample, count)
+        self.merge_errors(delta)
         self.iterations += delta.iterations
         self.setup_failures += delta.setup_failures
         self.dropped += delta.dropped
@@ -205,7 +345,7 @@ class WireDelta:
     """A snapshot's wire form, validated but not yet turned into objects."""
 
     entries: list[tuple[str, CheckedWire, int]]
-    errors: list[tuple[str, str, str, int, str]]
+    errors: list[ErrorWire]
     iterations: int
     users: int
     setup_failures: int
@@ -257,16 +397,7 @@ def check_wire(data: Any) -> WireDelta:
         raise ValueError("snapshot: failures must be between 0 and the request count")
     count = sum(counts)
     checked_entries = list(zip(names, hists, failures, strict=True))
-    checked_errors = []
-    for item in errors:
-        if not isinstance(item, list) or len(item) != 5:
-            raise ValueError("snapshot: bad error group")
-        name, kind, message, n, sample = item
-        if not all(isinstance(s, str) and len(s) <= MAX_TEXT for s in (name, kind, message)):
-            raise ValueError("snapshot: bad error group text")
-        if not isinstance(sample, str) or type(n) is not int or n < 1:
-            raise ValueError("snapshot: bad error group count or sample")
-        checked_errors.append((name, kind, message, n, sample[:MAX_TEXT]))
+    checked_errors = [_check_error(item) for item in errors]
     # The coarse total must be the entries' sum in every figure, not only its count: it feeds
     # the timeline and the live line. (Its buckets are checked like any histogram's.)
     live = [h for h in hists if h[2]]
@@ -293,6 +424,36 @@ def check_wire(data: Any) -> WireDelta:
     )
 
 
+def _seconds(value: Any) -> float:
+    """A wall-clock time off the wire: Unix seconds, finite, >= 0 (0: unknown)."""
+    if type(value) not in (int, float) or not math.isfinite(value) or value < 0:
+        raise ValueError("snapshot: an error group's time must be finite Unix seconds >= 0")
+    return float(value)
+
+
+def _check_error(item: Any) -> ErrorWire:
+    if not isinstance(item, list) or len(item) != 9:
+        raise ValueError("snapshot: bad error group")
+    name, kind, message, n, sample, first, last, nodes, more = item
+    if not all(isinstance(s, str) and len(s) <= MAX_TEXT for s in (name, kind, message)):
+        raise ValueError("snapshot: bad error group text")
+    if not isinstance(sample, str) or type(n) is not int or n < 1:
+        raise ValueError("snapshot: bad error group count or sample")
+    first, last = _seconds(first), _seconds(last)
+    if first and last and first > last:
+        raise ValueError("snapshot: an error group last seen before it was first seen")
+    if (
+        type(nodes) is not list
+        or len(nodes) > MAX_NODES
+        or not all(type(n) is str and 0 < len(n) <= MAX_NODE_TEXT for n in nodes)
+        or len(set(nodes)) != len(nodes)
+    ):
+        raise ValueError(f"snapshot: an error group's nodes must be at most {MAX_NODES} names")
+    if type(more) is not int or more < 0:
+        raise ValueError("snapshot: an error group's count of further nodes must be >= 0")
+    return (name, kind, message, n, sample[:MAX_TEXT], first, last, nodes, more)
+
+
 def _fold_entries(entries: dict[str, Entry]) -> dict[str, Entry]:
     """At most MAX_NAMES entries: the busiest names, the rest merged under OTHER_NAME."""
     if len(entries) <= MAX_NAMES:
@@ -313,4 +474,7 @@ def _fold_errors(errors: dict[tuple[str, str, str], ErrorGroup]) -> list[ErrorGr
     ranked = sorted(errors.values(), key=lambda g: (g.key == OTHER_KEY, -g.count, g.key))
     rest = ranked[MAX_ERRORS - 1 :]
     sample = next((g.sample for g in rest if g.sample), "")
-    return [*ranked[: MAX_ERRORS - 1], ErrorGroup(*OTHER_KEY, sum(g.count for g in rest), sample)]
+    other = ErrorGroup(*OTHER_KEY, sum(g.count for g in rest), sample)
+    for g in rest:
+        other.see(g.first, g.last, g.nodes, g.nodes_more)
+    return [*ranked[: MAX_ERRORS - 1], other]

@@ -42,8 +42,9 @@ def _doc() -> dict[str, Any]:
         d.entry("GET /").size = 400
         d.entry("checkout").hist.record_values([10_000])
         d.entry("checkout").failures = 1
-        d.add_error("checkout", "AssertionError", "total is 0", "Traceback ...", 1)
-        d.add_error("teardown: test_x", "RuntimeError", "boom", "Traceback ...", 1)
+        seen = (1_700_000_000.25 + sec, 1_700_000_000.75 + sec)  # first, last (Unix s)
+        d.add_error("checkout", "AssertionError", "total is 0", "Traceback ...", 1, *seen)
+        d.add_error("teardown: test_x", "RuntimeError", "boom", "Traceback ...", 1, *seen)
         agg.add("main", sec, d, now=sec + 1.0, final=sec == 2)
     doc = result_document("t.py::test_x", agg.result(duration=3.0, users=4), None)
     doc["context"] = {"start_unix": 1_700_000_000.0}
@@ -89,10 +90,11 @@ def test_history_has_a_row_per_second_and_name_then_aggregated() -> None:
 def test_failures_are_request_errors_and_exceptions_the_rest() -> None:
     doc = _doc()
     assert _read(failures_csv(doc))[1:] == [
-        ["", "checkout", "AssertionError: total is 0", "3", "", ""]
+        ["", "checkout", "AssertionError: total is 0", "3", "1700000000.250", "1700000002.750"]
     ]
     exceptions = _read(exceptions_csv(doc))[1:]
-    assert exceptions == [["3", "[teardown: test_x] RuntimeError: boom", "Traceback ...", ""]]
+    # Nodes: the aggregator's source that delivered the group ("main" in one process).
+    assert exceptions == [["3", "[teardown: test_x] RuntimeError: boom", "Traceback ...", "main"]]
 
 
 def test_names_and_slugs() -> None:
