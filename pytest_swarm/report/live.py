@@ -133,7 +133,7 @@ def live_line(s: LiveStatus, width: int = 80) -> str:
 class _Track:
     """What the live line keeps of one running load test: recent samples for the rates."""
 
-    __slots__ = ("arrivals", "bucket", "drawn", "name", "samples")
+    __slots__ = ("arrivals", "bucket", "name", "samples")
 
     def __init__(self, name: str, arrivals: bool) -> None:
         self.name = name
@@ -142,7 +142,6 @@ class _Track:
         # bounded by the window (and by maxlen, whatever the report interval).
         self.samples: deque[tuple[float, int, int]] = deque([(0.0, 0, 0)], maxlen=64)
         self.bucket = 0  # the last EVERY-second bucket a line was printed in (no TTY)
-        self.drawn = False
 
 
 def _users(event: Progress) -> int:
@@ -150,6 +149,20 @@ def _users(event: Progress) -> int:
         return int(sum(max(w.get("users", 0.0), 0.0) for w in event.workers.values()))
     timeline = event.result.timeline
     return timeline[-1].users if timeline else 0
+
+
+def _sample(event: Progress, samples: deque[tuple[float, int, int]]) -> tuple[float, int, int]:
+    """(elapsed, requests, arrivals) of ``event``, kept in ``samples`` for the rates (cheap:
+    counts only, no histogram merged), with one sample a window old or more at the front."""
+    result = event.result
+    now = max(event.elapsed, 0.0)
+    requests = sum(entry.count for entry in result)
+    arrived = result.iterations.count + result.dropped
+    if now > samples[-1][0]:
+        samples.append((now, requests, arrived))
+    while len(samples) > 2 and samples[1][0] <= now - RATE_WINDOW:
+        samples.popleft()
+    return now, requests, arrived
 
 
 def status_of(event: Progress, track: _Track | None = None) -> LiveStatus:
@@ -165,14 +178,9 @@ def status_of(event: Progress, track: _Track | None = None) -> LiveStatus:
         (40, 10.0, 0.002, None)
     """
     result = event.result
-    total = result.total
-    requests, arrived = total.count, result.iterations.count + result.dropped
-    now = max(event.elapsed, 0.0)
     samples = track.samples if track is not None else deque([(0.0, 0, 0)])
-    if now > samples[-1][0]:
-        samples.append((now, requests, arrived))
-    while len(samples) > 2 and samples[1][0] <= now - RATE_WINDOW:
-        samples.popleft()  # keep one sample at least a window old: the base of the rates
+    now, requests, arrived = _sample(event, samples)
+    total = result.total  # every name's histogram merged: only for a line that is shown
     base_t, base_requests, base_arrived = samples[0]
     span = now - base_t
     rps = (requests - base_requests) / span if span > 0 else 0.0
@@ -226,7 +234,8 @@ class LiveLine:
         self.every = every
         self._lock = threading.Lock()
         self._tracks: dict[str, _Track] = {}
-        self._open = False  # a redrawn line is on the terminal's current line
+        self._open = ""  # the test whose redrawn line is on the terminal's current line
+        self._done: deque[str] = deque(maxlen=16)  # finished tests: a late Progress is stale
         self._drawn = 0  # its length, to blank what a shorter redraw leaves
         self.lines = 0  # lines printed or redrawn: tests and the docs' figures
 
@@ -241,11 +250,13 @@ class LiveLine:
                 self._tracks.pop(next(iter(self._tracks)))
             reporter = self._reporter()
             if reporter is not None and _is_tty(reporter):
-                self._draw(reporter, LiveStatus(event.name, 0.0, event.duration, 0, 0, 0, 0, 0))
+                starting = LiveStatus(event.name, 0.0, event.duration, 0, 0, 0, 0, 0)
+                self._draw(reporter, event.test, starting)
         elif isinstance(event, Progress):
             self._progress(event)
         elif isinstance(event, LoadFinished):
             self._tracks.pop(event.test, None)
+            self._done.append(event.test)
             self.end_line()
         elif isinstance(event, SessionFinished):
             self._tracks.clear()
@@ -253,22 +264,24 @@ class LiveLine:
 
     def _progress(self, event: Progress) -> None:
         track = self._tracks.get(event.test)
+        if track is None and event.test in self._done:
+            return
         if track is None:  # no LoadStarted seen (subscribed late): still a line, no arrivals
             track = self._tracks[event.test] = _Track(event.name, False)
         reporter = self._reporter()
         if reporter is None:
             return
         if _is_tty(reporter):
-            self._draw(reporter, status_of(event, track))
+            self._draw(reporter, event.test, status_of(event, track))
             return
         # No TTY: the first Progress in each EVERY-second bucket of the load, from the second
         # bucket on (a line at 0 s would show the ramp's first zeros).
         bucket = math.floor(max(event.elapsed, 0.0) / self.every) if self.every > 0 else 1
-        status = status_of(event, track)  # every event: the rates' window stays current
         if bucket < 1 or bucket <= track.bucket:
+            _sample(event, track.samples)  # every event: the rates' window stays current
             return
         track.bucket = bucket
-        self._print(reporter, status)
+        self._print(reporter, status_of(event, track))
 
     # -- writing ----------------------------------------------------------------------------
     def _print(self, reporter: Reporter, status: LiveStatus) -> None:
@@ -281,18 +294,23 @@ class LiveLine:
             reporter.currentfspath = None  # the next test's file name starts a new line
             self.lines += 1
 
-    def _draw(self, reporter: Reporter, status: LiveStatus) -> None:
+    def _draw(self, reporter: Reporter, test: str, status: LiveStatus) -> None:
         tw = reporter._tw
         with self._lock, self._guard():
             # Never the last column: some terminals wrap there.
             line = live_line(status, max(tw.fullwidth - 1, 20))
+            ended = reporter.currentfspath != -2  # another writer's ensure_newline() ended it
+            if self._open and (self._open != test or ended):
+                if not ended:  # the next load of a test (swarm.run): the last figures stay
+                    tw.write("\n")
+                self._open = ""
             if not self._open:
                 if tw.width_of_current_line:
                     tw.write("\n")
                 tw.write(line, flush=True)
             else:
                 tw.write("\r" + line + " " * max(self._drawn - len(line), 0), flush=True)
-            self._open, self._drawn = True, len(line)
+            self._open, self._drawn = test, len(line)
             # Another writer's ensure_newline() (the summary, a warning) ends this line first.
             reporter.currentfspath = -2
             self.lines += 1
@@ -307,7 +325,7 @@ class LiveLine:
             if self._open and reporter is not None and reporter.currentfspath == -2:
                 reporter._tw.write("\n", flush=True)
                 reporter.currentfspath = None
-            self._open = False
+            self._open = ""
 
 
 class LivePlugin:

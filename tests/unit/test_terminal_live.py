@@ -277,3 +277,26 @@ def test_objectives_met_and_missed_are_coloured_only_with_markup() -> None:
             assert "\x1b[31m\x1b[1m  MISSED  p50 < 1ms" in out
             assert re.search(r"\x1b\[33mGenerator: .*WARNING: the load generator", out)
     assert line_markup("Name     Requests") == {}
+
+
+def test_the_next_load_of_a_test_keeps_the_last_ones_figures() -> None:
+    # swarm.run: several loads in one test, no report between them.
+    reporter = _reporter(tty=True)
+    live = LiveLine(lambda: reporter)
+    for key in (f"{TEST}#1", f"{TEST}#2"):
+        name = f"test_cart#{key[-1]}"
+        live.on_event(LoadStarted(key, name, 10.0))
+        live.on_event(Progress(key, name, 1.0, 10.0, _result(10)))
+    live.end_line()
+    lines = reporter.out.getvalue().split("\n")
+    assert lines[0].endswith("[swarm] test_cart#1  1s/10s  0 users  10 req/s  p95 40ms  0 failures")
+    assert lines[1].startswith("[swarm] test_cart#2  0s/10s  starting\r")
+
+
+def test_a_progress_after_the_end_of_its_test_is_not_drawn() -> None:
+    reporter = _reporter(tty=True)
+    live = LiveLine(lambda: reporter)
+    live.on_event(LoadStarted(TEST, "test_cart", 10.0))
+    live.on_event(LoadFinished(TEST, "test_cart", "passed", None))
+    live.on_event(_progress(9.0, 10))
+    assert live.lines == 1
