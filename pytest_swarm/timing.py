@@ -44,6 +44,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import keyword
 import linecache
 import operator
 import types
@@ -261,7 +262,7 @@ def _signature_of(func: Callable[..., object]) -> tuple[str, str]:
         return _ANY, _ANY
     positional = code.co_argcount
     names = code.co_varnames[: positional + code.co_kwonlyargcount]
-    if any(n.startswith("_swarm_") or n in _OWN_NAMES for n in names):
+    if not all(_passable(n) for n in names):
         return _ANY, _ANY
     params = list(names[:positional])
     if code.co_posonlyargcount:
@@ -275,6 +276,17 @@ def _signature_of(func: Callable[..., object]) -> tuple[str, str]:
     if signature not in _compiled and len(_compiled) >= MAX_WRAPPERS:
         return _ANY, _ANY
     return signature, ", ".join(call)
+
+
+def _passable(name: str) -> bool:
+    """Whether the wrapper can take a parameter of this name: an identifier (a code object
+    built by hand can name its variables anything) that is none of the wrapper's own."""
+    return (
+        name.isidentifier()
+        and not keyword.iskeyword(name)
+        and not name.startswith("_swarm_")
+        and name not in _OWN_NAMES
+    )
 
 
 _compiled: dict[str, Callable[..., types.FunctionType]] = {}

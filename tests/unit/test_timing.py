@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable
 from typing import Any
 
@@ -439,3 +440,14 @@ def test_any_call_gives_what_the_undecorated_function_gives(
     assert got == expected
     # A call that binds is one sample; one that does not never ran.
     assert counts(recorder) == ({} if isinstance(expected, tuple) else {"f": (1, 0)})
+
+
+def test_a_hand_built_code_object_with_odd_variable_names_gets_the_generic_wrapper() -> None:
+    def f(x: int) -> int:
+        return x
+
+    # Names that are no identifiers must never reach the wrapper's source.
+    f.__code__ = f.__code__.replace(co_varnames=("x) or __import__('os') or (x",))
+    timed = measure("odd")(f)
+    assert timed.__code__.co_flags & inspect.CO_VARARGS
+    assert timed(3) == 3
