@@ -192,3 +192,39 @@ def test_on_a_tty_the_line_is_redrawn_in_place(
     assert re.search(r"(?m)^test_live: 3 users, ", text.replace("\r", "")), text
     # Markup on (a TTY): the objectives in colour.
     assert "\x1b[32m  met     p95 < 60s" in text and "\x1b[31m\x1b[1m  MISSED" in text, repr(text)
+
+
+OPEN = """
+import pytest
+
+@pytest.mark.load(arrival_rate=20, max_users=50, duration="3s")
+def test_open(http):
+    http.get("/")
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("workers", [[], ["-n", "2"]], ids=["one-process", "xdist"])
+def test_open_model_shows_arrivals_and_the_users_used(
+    pytester: pytest.Pytester,
+    swarm_pytest: RunSwarm,
+    monkeypatch: pytest.MonkeyPatch,
+    workers: list[str],
+) -> None:
+    monkeypatch.setenv("COLUMNS", "120")  # room for every figure
+    pytester.makepyfile(test_open=OPEN)
+    run = swarm_pytest(*workers)
+    run.result.assert_outcomes(passed=1)
+    lines = [line for line in run.result.outlines if line.startswith("[swarm]")]
+    assert lines, run.result.outlines
+    for line in lines:
+        m = re.fullmatch(
+            r"\[swarm\] test_open  \d+s/3s  (\d+) users?  ([\d,]+) arrivals/s  .*", line
+        )
+        assert m, line
+        assert 0 < int(m.group(1)) < 50 and int(m.group(2)) > 0
+    # 50 is the bound, not the load: the headline says how many users it took.
+    heads = [line for line in run.result.outlines if line.startswith("test_open: ")]
+    assert len(heads) == 1, run.result.outlines
+    m = re.match(r"test_open: up to 50 users, (\d+) used[, ]", heads[0])
+    assert m and 0 < int(m.group(1)) < 50, heads
