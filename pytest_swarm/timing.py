@@ -223,10 +223,11 @@ class Measurement:
 
 
 # The decorator's wrapper, compiled once per parameter list. A wrapper taking
-# ``(*args, **kwargs)`` costs a tuple, a dict and an unspecialised call per call (half of the
-# decorator's cost); one with func's own parameters is a plain call, which CPython 3.11
-# specialises. Every name the wrapper uses itself starts with ``_swarm_`` (or is in
-# _OWN_NAMES), so a function with such a parameter gets the generic wrapper.
+# ``(*args, **kwargs)`` builds a tuple and a dict per call and calls func through
+# ``func(*args, **kwargs)``, which CPython 3.11 runs in a new interpreter loop: about a fifth
+# of the decorator's cost (benchmarks/recording.py). With func's own parameters it is a plain
+# call. Every name the wrapper uses itself starts with ``_swarm_`` (or is in _OWN_NAMES), so a
+# function with such a parameter gets the generic wrapper.
 _WRAPPER = """\
 def _swarm_make(_swarm_func, _swarm_name, _swarm_clock, _swarm_settle):
     def timed({params}):
@@ -267,11 +268,11 @@ def _signature_of(func: Callable[..., object]) -> tuple[str, str]:
     params = list(names[:positional])
     if code.co_posonlyargcount:
         params.insert(code.co_posonlyargcount, "/")
-    keyword = names[positional:]
-    if keyword:
+    keyword_only = names[positional:]
+    if keyword_only:
         params.append("*")
-        params.extend(keyword)
-    call = [*names[:positional], *(f"{n}={n}" for n in keyword)]
+        params.extend(keyword_only)
+    call = [*names[:positional], *(f"{n}={n}" for n in keyword_only)]
     signature = ", ".join(params)
     if signature not in _compiled and len(_compiled) >= MAX_WRAPPERS:
         return _ANY, _ANY
