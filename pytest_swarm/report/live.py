@@ -80,8 +80,9 @@ class LiveStatus:
 
 
 # The order in which figures are left off when the line does not fit: the first first. The
+# open model's arrival rate outlives its users (what it sets, beside what that took); the
 # failures and the p95 (what objectives judge most often) stay longest.
-_DROP_ORDER = ("arrivals", "users", "rps", "p95")
+_DROP_ORDER = ("users", "arrivals", "rps", "p95")
 
 
 def _figures(s: LiveStatus) -> list[tuple[str, str]]:
@@ -101,7 +102,7 @@ def live_line(s: LiveStatus, width: int = 80) -> str:
     """One progress line, at most ``width`` columns: the test's short name, elapsed / total,
     users (and arrivals/s in the open model), requests/s, p95, failures. When it does not fit,
     a long name is shortened in the middle to :data:`NAME_KEPT` characters, then figures are
-    left off (the arrival rate, the users, the rate, the p95: the failures stay as long as
+    left off (the users, the arrival rate, the rate, the p95: the failures stay as long as
     anything does), then the name is shortened further, and at last the line is cut.
 
     Example:

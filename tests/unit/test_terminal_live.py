@@ -73,9 +73,9 @@ def test_live_line_reads_at_a_glance() -> None:
     assert live_line(opened, 100) == (
         "[swarm] test_cart  12s/30s  7 users  200 arrivals/s  1,234 req/s  p95 41ms  0 failures"
     )
-    # Too wide for 80 columns: the arrival rate is left off first, the failures stay.
+    # Too wide for 80 columns: the users are left off first, the failures stay.
     assert live_line(opened, 79) == (
-        "[swarm] test_cart  12s/30s  7 users  1,234 req/s  p95 41ms  0 failures"
+        "[swarm] test_cart  12s/30s  200 arrivals/s  1,234 req/s  p95 41ms  0 failures"
     )
     assert live_line(opened, 40) == "[swarm] test_cart  12s/30s  0 failures"
 
