@@ -233,13 +233,29 @@ class Snapshot:
                 )
                 for g in other.errors.values()
             )
-        stamp = (node,) if node is not None else None
-        add = self.add_error
+        errors = self.errors
+        # The aggregator's hot path (every group of every worker's delta): one dict lookup and
+        # a few comparisons per group; ErrorGroup.see only when nodes must be merged.
         for name, kind, message, count, sample, first, last, nodes, more in items:
-            if stamp is not None:
-                add(name, kind, message, sample, count, first, last, stamp)
+            key = (name, kind, message)
+            group = errors.get(key)
+            if group is None:
+                group = errors[key] = ErrorGroup(name, kind, message, count, sample)
             else:
-                add(name, kind, message, sample, count, first, last, nodes, more)
+                group.count += count
+                if not group.sample:
+                    group.sample = sample
+            if first or last:
+                first, last = first or last, last or first
+                if not group.first or first < group.first:
+                    group.first = first
+                if last > group.last:
+                    group.last = last
+            if node is not None:
+                if node not in group.nodes:
+                    group.see(0.0, 0.0, (node,))
+            elif nodes or more:
+                group.see(0.0, 0.0, nodes, more)
 
     @property
     def empty(self) -> bool:
@@ -424,29 +440,43 @@ def check_wire(data: Any) -> WireDelta:
     )
 
 
+_INF = math.inf
+
+
 def _seconds(value: Any) -> float:
     """A wall-clock time off the wire: Unix seconds, finite, >= 0 (0: unknown)."""
-    if type(value) not in (int, float) or not math.isfinite(value) or value < 0:
+    # `not 0 <= value < inf` is also true for NaN.
+    if type(value) not in (float, int) or not 0 <= value < _INF:
         raise ValueError("snapshot: an error group's time must be finite Unix seconds >= 0")
     return float(value)
 
 
 def _check_error(item: Any) -> ErrorWire:
-    if not isinstance(item, list) or len(item) != 9:
+    """One error group off the wire (controller's hot path: plain type checks, no generators)."""
+    if type(item) is not list or len(item) != 9:
         raise ValueError("snapshot: bad error group")
     name, kind, message, n, sample, first, last, nodes, more = item
-    if not all(isinstance(s, str) and len(s) <= MAX_TEXT for s in (name, kind, message)):
+    if (
+        type(name) is not str
+        or type(kind) is not str
+        or type(message) is not str
+        or len(name) > MAX_TEXT
+        or len(kind) > MAX_TEXT
+        or len(message) > MAX_TEXT
+    ):
         raise ValueError("snapshot: bad error group text")
-    if not isinstance(sample, str) or type(n) is not int or n < 1:
+    if type(sample) is not str or type(n) is not int or n < 1:
         raise ValueError("snapshot: bad error group count or sample")
     first, last = _seconds(first), _seconds(last)
     if first and last and first > last:
         raise ValueError("snapshot: an error group last seen before it was first seen")
-    if (
-        type(nodes) is not list
-        or len(nodes) > MAX_NODES
-        or not all(type(n) is str and 0 < len(n) <= MAX_NODE_TEXT for n in nodes)
-        or len(set(nodes)) != len(nodes)
+    if type(nodes) is not list or (
+        nodes
+        and (
+            len(nodes) > MAX_NODES
+            or not all(type(n) is str and 0 < len(n) <= MAX_NODE_TEXT for n in nodes)
+            or len(set(nodes)) != len(nodes)
+        )
     ):
         raise ValueError(f"snapshot: an error group's nodes must be at most {MAX_NODES} names")
     if type(more) is not int or more < 0:
