@@ -84,7 +84,8 @@ class ErrorGroup:
     first, the latest last and the union of nodes, so the order of merges does not matter.
 
     Example:
-        >>> g = ErrorGroup("GET /", "HTTPError", "500", 2, first=10.5, last=12.0, nodes={"gw1"})
+        >>> g = ErrorGroup("GET /", "HTTPError", "500", 2, first=10.5, last=12.0)
+        >>> g.see(0.0, 0.0, ["gw1"])
         >>> g.see(9.0, 11.0, ["gw0"])
         >>> g.first, g.last, sorted(g.nodes)
         (9.0, 12.0, ['gw0', 'gw1'])
@@ -97,7 +98,8 @@ class ErrorGroup:
     sample: str = ""
     first: float = 0.0
     last: float = 0.0
-    nodes: set[str] = field(default_factory=set)
+    # Immutable, so copies of a group (the aggregator's totals, every interval) share it.
+    nodes: frozenset[str] = frozenset()
     nodes_more: int = 0
 
     @property
@@ -127,7 +129,7 @@ class ErrorGroup:
         union = known | {n[:MAX_NODE_TEXT] for n in names}
         total = max(len(known) + self.nodes_more, len(names) + more, len(union))
         if len(union) > MAX_TRACKED_NODES:
-            union = set(sorted(union, key=node_order)[:MAX_TRACKED_NODES])
+            union = frozenset(sorted(union, key=node_order)[:MAX_TRACKED_NODES])
         self.nodes = union
         self.nodes_more = total - len(union)
 
@@ -241,6 +243,12 @@ class Snapshot:
             group = errors.get(key)
             if group is None:
                 group = errors[key] = ErrorGroup(name, kind, message, count, sample)
+                if node is None and (nodes or more):
+                    # A copy (the aggregator's totals, every interval): the names are bounded
+                    # already (a group's own, or checked off the wire).
+                    group.nodes = nodes if type(nodes) is frozenset else frozenset(nodes)
+                    group.nodes_more = more
+                    nodes, more = (), 0
             else:
                 group.count += count
                 if not group.sample:
