@@ -10,6 +10,12 @@ from exactly the same values.
 
 Run:  python benchmarks/aggregator.py [--workers 500 --names 20 --seconds 10]
 
+It also measures what the merge costs xdist's own event loop: a thread standing in for it calls
+into the coordinator (``has_hello``, as the controller's hooks call its small lock-protected
+methods) every 10 ms during the run and records how long each call waited (for the
+coordinator's lock and for the GIL): the merge runs in the coordinator's thread, so a hook
+only ever waits for the message being merged, never for a whole interval's worth.
+
 The fake workers speak the wire protocol by hand. The controller drops a message that does not
 match its schema (counted, never answered), so every wait of a fake worker has a deadline
 (:data:`ANSWER_TIMEOUT`) and the script fails naming the step and the controller's count of
@@ -22,6 +28,7 @@ from __future__ import annotations
 import argparse
 import multiprocessing as mp
 import random
+import threading
 import time
 from queue import Empty
 from typing import Any
@@ -136,6 +143,47 @@ def _get(queue: Any, procs: list[Any], timeout: float) -> Any:
     raise SystemExit("fake workers timed out")
 
 
+class HookProbe:
+    """Calls into the coordinator every ``every`` seconds from a thread of its own (xdist's
+    event loop calls the coordinator's hook methods the same way) and keeps how long each
+    call took: the lock it waits for is held for one message at a time."""
+
+    def __init__(self, coordinator: Coordinator, every: float = 0.010) -> None:
+        self.coordinator = coordinator
+        self.every = every
+        self.waits: list[float] = []
+        self.worst_at = 0.0  # when the longest wait began (time.monotonic)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="hook-probe", daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.every):
+            t0 = time.perf_counter()
+            self.coordinator.has_hello("gw0")
+            wait = time.perf_counter() - t0
+            if not self.waits or wait > max(self.waits):
+                self.worst_at = time.monotonic() - wait
+            self.waits.append(wait)
+
+    def __enter__(self) -> HookProbe:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+
+    def summary(self) -> str:
+        if not self.waits:
+            return "no call made"
+        ordered = sorted(self.waits)
+        p99 = ordered[min(int(len(ordered) * 0.99), len(ordered) - 1)]
+        return (
+            f"{len(ordered)} calls, median {ordered[len(ordered) // 2] * 1e3:.2f} ms, "
+            f"p99 {p99 * 1e3:.1f} ms, max {ordered[-1] * 1e3:.1f} ms"
+        )
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--workers", type=int, default=500)
@@ -187,16 +235,18 @@ def main() -> None:
             p.start()
         reference = Histogram()
         merged_entries = 0
-        for _ in procs:
-            try:
-                wire, sent = _get(queue, procs, args.seconds + 300)
-            except SystemExit as exc:
-                raise SystemExit(
-                    f"{exc}; the controller dropped {coordinator.rejected} malformed or "
-                    "unexpected message(s)"
-                ) from None
-            reference.merge(Histogram.from_wire(wire))
-            merged_entries += sent
+        probe = HookProbe(coordinator)
+        with probe:
+            for _ in procs:
+                try:
+                    wire, sent = _get(queue, procs, args.seconds + 300)
+                except SystemExit as exc:
+                    raise SystemExit(
+                        f"{exc}; the controller dropped {coordinator.rejected} malformed or "
+                        "unexpected message(s)"
+                    ) from None
+                reference.merge(Histogram.from_wire(wire))
+                merged_entries += sent
         for p in procs:
             p.join(timeout=60)
         wall = time.monotonic() - t0
@@ -230,6 +280,8 @@ def main() -> None:
     print(f"merged (worker, name) deltas: {merged_entries:,}; requests merged: {merged.total:,}")
     print(f"controller thread CPU: {cpu:.2f}s = {load:.1f}% of one core over the run")
     print(f"messages the controller dropped: {rejected}")
+    print(f"a hook's call into the coordinator (xdist's loop) waited: {probe.summary()}")
+    print(f"  the longest began {probe.worst_at - t0:.1f}s into the run (wall {wall:.1f}s)")
     if feed is not None:
         print(f"live feed: {len(progress)} Progress events published (merged result each)")
     print(f"per (worker, name) delta: {per_entry_us:.1f} us (target <= 20 us)")

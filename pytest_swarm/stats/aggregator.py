@@ -143,19 +143,18 @@ class Aggregator:
                 if acc is None:
                     acc = hists[name] = Accumulator()
                     fails[name] = sizes[name] = 0
-                acc.merge(checked)
                 fails[name] += failed
                 sizes[name] += size
-                if checked[2]:
-                    series = series_of.get(name)
-                    if series is None and self._tracked(name):
-                        series = series_of[name]
-                    if series is None:
-                        continue
-                    if key is not None:
-                        series.add(key, None, checked[2], failed, size, 0, checked)
-                    else:
-                        _spread(series, keys, None, checked[2], failed, size, 0, lag, checked)
+                series = series_of.get(name)
+                if series is None and checked[2] and self._tracked(name):
+                    series = series_of[name]
+                if series is None or not checked[2]:
+                    acc.merge(checked)
+                elif key is not None:  # one pass over the buckets for both (the usual case)
+                    acc.merge(checked, series.take(key, checked[2], failed, size, 0))
+                else:
+                    acc.merge(checked)
+                    _spread(series, keys, None, checked[2], failed, size, 0, lag, checked)
             self._iteration.merge(delta.iteration)
             total = None  # delta.total, coarse already (the sender's), is filed pooled below
             failures = delta.failures

@@ -523,12 +523,48 @@ class Accumulator:
         self.min_us = 0
         self.max_us = 0
 
-    def merge(self, checked: CheckedWire) -> None:
+    def merge(self, checked: CheckedWire, pooled: Histogram | None = None) -> None:
+        """Add a validated wire histogram; with ``pooled``, also add it to that histogram in
+        its coarse form (as ``pooled.merge_pooled(checked)`` does) in the same pass over the
+        buckets: the controller's timeline second of this request name.
+
+        Example:
+            >>> h = Histogram(); h.record_values([5000, 5004, 9000])
+            >>> acc, second = Accumulator(), Histogram()
+            >>> acc.merge(check_wire(h.to_wire()), second)
+            >>> acc.histogram() == h and second == h.coarse()
+            True
+        """
         indices, numbers, total, overflow, sum_us, min_us, max_us = checked
         if not total:
             return
         dense = self.dense
-        if dense is not None:
+        if pooled is not None:
+            pooled_counts = pooled.counts
+            pooled_get = pooled_counts.get
+            pool = _pool_table()
+            if dense is not None:
+                for index, n in zip(indices, numbers, strict=True):
+                    dense[index] += n
+                    key = pool[index]
+                    pooled_counts[key] = pooled_get(key, 0) + n
+            else:
+                counts = self.counts
+                get = counts.get
+                for index, n in zip(indices, numbers, strict=True):
+                    counts[index] = get(index, 0) + n
+                    key = pool[index]
+                    pooled_counts[key] = pooled_get(key, 0) + n
+                if len(counts) > DENSE_AT:
+                    self._densify()
+            if min_us < pooled.min_us or not pooled.total:
+                pooled.min_us = min_us
+            if max_us > pooled.max_us:
+                pooled.max_us = max_us
+            pooled.overflow += overflow
+            pooled.sum_us += sum_us
+            pooled.total += total
+        elif dense is not None:
             for index, n in zip(indices, numbers, strict=True):
                 dense[index] += n
         else:

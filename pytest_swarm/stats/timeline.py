@@ -75,6 +75,16 @@ class Series:
         than the freezing lag allows) goes to the earliest open bucket: counts stay exact.
         ``pooled`` is a validated wire histogram merged in its coarse form (what the
         controller has, without building a Histogram for it: see Histogram.merge_pooled)."""
+        bucket = self.take(sec, requests, failures, size, users)
+        if hist is not None:
+            bucket.merge(hist)
+        if pooled is not None:
+            bucket.merge_pooled(pooled)
+
+    def take(self, sec: int, requests: int, failures: int, size: int, users: int) -> Histogram:
+        """File one delta's counts as :meth:`add` does, and return the (coarse) histogram of
+        the bucket they went to, for the caller to merge the delta's latencies into (the
+        controller does it in the same pass as its totals: see Accumulator.merge)."""
         if sec < self.frozen_until:
             sec = self.frozen_until
         if sec > self.newest:
@@ -88,15 +98,12 @@ class Series:
             above = [k for k in self._open if k > sec]
             width = min(self.step, min(above) - sec) if above else self.step
             bucket = self._open[sec] = _Bucket(width=width)
-        if hist is not None:
-            bucket.hist.merge(hist)
-        if pooled is not None:
-            bucket.hist.merge_pooled(pooled)
         bucket.requests += requests
         bucket.failures += failures
         bucket.size += size
         if users > bucket.users:
             bucket.users = users
+        return bucket.hist
 
     def bucket_of(self, sec: int) -> _Bucket | None:
         """The open bucket holding second ``sec``, if any (few are open: the freezing lag)."""
