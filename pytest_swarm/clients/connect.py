@@ -307,16 +307,42 @@ def _zero_wait_poll() -> Callable[[], Any]:
 _POLL: list[Callable[[], Any]] = []
 
 
-class Connection:
-    """One kept-alive connection and what it was made under."""
+def _gevent_parts(sock: socket.socket) -> tuple[Any, Any] | None:
+    """The OS socket (non-blocking) and read watcher under a plain gevent socket, or None.
 
-    __slots__ = ("cert", "sock", "used", "verify")
+    The fast client waits on the watcher itself, with one libev timer per wait, instead of
+    through gevent's ``recv``: that one first fails a receive (an exception), then waits with
+    a ``gevent.Timeout`` (a Python object started and cancelled on every response), about
+    5 µs of a request's CPU. TLS sockets (their own buffering) and anything that is not
+    gevent's cooperative socket keep the socket's own calls.
+    """
+    cooperative = sys.modules.get("gevent._socket3")
+    if cooperative is None or type(sock) is not cooperative.socket:  # TLS: a subclass
+        return None
+    raw = getattr(sock, "_sock", None)
+    watcher = getattr(sock, "_read_event", None)
+    if raw is None or watcher is None or raw.gettimeout() != 0.0:
+        return None
+    return raw, watcher
+
+
+class Connection:
+    """One kept-alive connection and what it was made under.
+
+    ``raw`` and ``watcher``: the OS socket and gevent read watcher of a plain gevent socket
+    (:func:`_gevent_parts`), for the fast client's own waits; None otherwise.
+    """
+
+    __slots__ = ("cert", "raw", "sock", "used", "verify", "watcher")
 
     def __init__(self, sock: socket.socket, verify: bool | str | None, cert: Cert = None) -> None:
         self.sock = sock
         self.used = False
         self.verify = verify  # the TLS verification it was made under; None: plain HTTP
         self.cert = cert  # the client certificate it presented
+        parts = _gevent_parts(sock)
+        self.raw: Any = None if parts is None else parts[0]
+        self.watcher: Any = None if parts is None else parts[1]
 
     def dropped(self) -> bool:
         """True if the idle connection is readable: the server closed or reset it (or sent

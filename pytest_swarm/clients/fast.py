@@ -93,6 +93,7 @@ class FastResponse:
 
     __slots__ = (
         "_coding",
+        "_cookies",
         "_headers",
         "_raw",
         "_rest",
@@ -124,6 +125,7 @@ class FastResponse:
         self.error = error
         self.elapsed = 0.0
         self._coding = coding  # Content-Encoding of ``content`` while not decoded yet
+        self._cookies = False  # a Set-Cookie header came (for the session's cookie jar)
         self._rest: Reading | None = None  # a streamed body's reading, while not at its end
 
     @property
@@ -206,6 +208,18 @@ def route_of(url: str) -> Route:
     return Route(parts.scheme, parts.hostname, port, netloc, path, quote(parts.query, _SAFE), auth)
 
 
+class TargetCache:
+    """A request's URL (as the test gives it, with the session's base URL) joined and parsed
+    once per process: a load test sends the same few URLs over and over. Bounded: past
+    ``limit`` distinct URLs the others are joined and parsed on every request."""
+
+    __slots__ = ("limit", "targets")
+
+    def __init__(self, limit: int = 4096) -> None:
+        self.targets: dict[tuple[str | None, str], tuple[str, Route]] = {}
+        self.limit = limit
+
+
 class HeadCache:
     """Request heads without per-request headers or body are the same for every user: one cache
     per process (a per-user cache cost memory on every idle user), bounded."""
@@ -219,6 +233,7 @@ class HeadCache:
 
 PARSERS = ParserPool()
 HEADS = HeadCache()
+TARGETS = TargetCache()
 
 
 class FastHttpSession:
@@ -315,10 +330,20 @@ class FastHttpSession:
                 "by swarm_max_body; use the http fixture's stream=True to read a body in pieces"
             )
         method = method.upper()
-        full = join_url(self.base_url, url)
+        targets = TARGETS.targets
+        cache_key = (self.base_url, url)
+        found = targets.get(cache_key)
+        if found is None:
+            full = join_url(self.base_url, url)
+            route: Route | None = None
+        else:
+            full, route = found
         start = time.perf_counter()
         try:
-            route = route_of(full)
+            if route is None:
+                route = route_of(full)
+                if len(targets) < TARGETS.limit:
+                    targets[cache_key] = (full, route)
             target = route.path
             if name is None:
                 name = f"{method} {target}"
@@ -477,9 +502,10 @@ class FastHttpSession:
                 head += f"Cookie: {cookie}\r\n".encode("latin-1")
         data = head + b"\r\n" + body if body else head + b"\r\n"
         response = self.exchange(route, data, method, target, timeout, timeout, deadline)
-        for name, value in response._raw:
-            if len(name) == 10 and name.lower() == b"set-cookie":
-                self.cookies.store(route.host, route.path, value.decode("latin-1"))
+        if response._cookies:
+            for name, value in response._raw:
+                if len(name) == 10 and name.lower() == b"set-cookie":
+                    self.cookies.store(route.host, route.path, value.decode("latin-1"))
         return response
 
     def exchange(
@@ -582,7 +608,7 @@ class FastHttpSession:
             self._drop(key)
             raise
         status = parse.status if parse.done else parse.parser.get_status_code()
-        raw, reason = parse.headers, parse.reason
+        raw, reason, coding, cookies = parse.headers, parse.reason, parse.coding, parse.cookies
         content = reading.take()
         rest: Reading | None = None
         if parse.done:
@@ -592,13 +618,10 @@ class FastHttpSession:
             # (then release() gives it back) or the response is closed.
             rest = reading
             del self._connections[key]
-        coding = b""
-        for name, value in raw:
-            if len(name) == 16 and name.lower() == b"content-encoding":
-                coding = value
         scheme, host, port = key
         url = f"{scheme}://{host}:{port}{target}"
         response = FastResponse(status, reason, raw, content, url, None, coding)
+        response._cookies = cookies
         response._rest = rest
         return response
 

@@ -29,10 +29,15 @@ from __future__ import annotations
 
 import contextlib
 import time
-from typing import Any
+from collections import OrderedDict
+from http import cookiejar
+from typing import Any, ClassVar
 
 import requests
+from requests.cookies import RequestsCookieJar, merge_cookies
 from requests.exceptions import RequestException
+from requests.sessions import merge_hooks, merge_setting
+from requests.structures import CaseInsensitiveDict
 
 from ..defaults import DEFAULT_MAX_BODY, DEFAULT_TIMEOUT
 from ..stats.recorder import Recorder
@@ -80,6 +85,55 @@ class HttpSession(requests.Session):
         self.mount("http://", adapter)
         # Only what the transport decodes (requests would also offer zstd when installed).
         self.headers["Accept-Encoding"] = ACCEPT_ENCODING
+
+    def prepare_request(self, request: requests.Request) -> requests.PreparedRequest:
+        """requests' own preparation, without three costs of a plain request (about a third
+        of this client's CPU on Python 3.11): the settings merged without requests' protocol
+        check (:func:`_merged`), no empty request cookie jar merged in, no empty
+        ``params`` encoded, the URL prepared once per distinct URL and no cookie header
+        looked for in an empty jar (:class:`_Prepared`). With ``trust_env`` (off here unless
+        the test turns it on) or cookies given to the request, requests' own path runs.
+
+        Example:
+            >>> p = HttpSession(None, Recorder()).prepare_request(
+            ...     requests.Request("GET", "http://127.0.0.1:8089/a", params={"q": "1"}))
+            >>> p.url, p.headers["Accept-Encoding"] == ACCEPT_ENCODING
+            ('http://127.0.0.1:8089/a?q=1', True)
+        """
+        if self.trust_env or request.cookies:
+            return super().prepare_request(request)
+        method = request.method
+        params = _merged(request.params, self.params)
+        if not params and type(params) in _PLAIN:
+            params = None  # encodes to nothing, as an empty mapping does, without the check
+        prepared = _Prepared()
+        prepared.prepare(
+            method=method.upper() if isinstance(method, str) else method,
+            url=request.url,
+            files=request.files,
+            data=request.data,
+            json=request.json,
+            headers=_merged(request.headers, self.headers, CaseInsensitiveDict),
+            params=params,
+            auth=merge_setting(request.auth, self.auth),  # type: ignore[no-untyped-call]
+            cookies=merge_cookies(RequestsCookieJar(), self.cookies),  # type: ignore[no-untyped-call]
+            hooks=merge_hooks(request.hooks, self.hooks),  # type: ignore[no-untyped-call]
+        )
+        return prepared
+
+    def merge_environment_settings(
+        self, url: Any, proxies: Any, stream: Any, verify: Any, cert: Any
+    ) -> Any:
+        """requests' merge, its proxies merged by :func:`_merged` when nothing comes from
+        the environment (``trust_env`` off)."""
+        if self.trust_env:
+            return super().merge_environment_settings(url, proxies, stream, verify, cert)
+        return {
+            "proxies": _merged(proxies, self.proxies),
+            "stream": merge_setting(stream, self.stream),  # type: ignore[no-untyped-call]
+            "verify": merge_setting(verify, self.verify),  # type: ignore[no-untyped-call]
+            "cert": merge_setting(cert, self.cert),  # type: ignore[no-untyped-call]
+        }
 
     def request(  # type: ignore[override]
         self,
@@ -143,6 +197,60 @@ class HttpSession(requests.Session):
                 )
             chunks.append(chunk)
         response._content = b"".join(chunks)
+
+
+# The mapping types whose items _merged reads itself (exact types: a subclass may define
+# items() its own way, and goes through requests).
+_PLAIN = (dict, OrderedDict, CaseInsensitiveDict)
+
+
+def _merged(request_setting: Any, session_setting: Any, dict_class: type = OrderedDict) -> Any:
+    """``requests.sessions.merge_setting`` (the request's setting over the session's, a key
+    set to None removed) with the same result, reading the items of plain mappings directly:
+    requests reaches them through an ``isinstance`` against a runtime-checkable protocol,
+    about 5 µs each on Python 3.11, and a request made eight of them.
+
+    Example:
+        >>> dict(_merged({"b": None, "c": 3}, {"a": 1, "b": 2}))
+        {'a': 1, 'c': 3}
+    """
+    if type(request_setting) not in _PLAIN or type(session_setting) not in _PLAIN:
+        return merge_setting(  # type: ignore[no-untyped-call]
+            request_setting, session_setting, dict_class=dict_class
+        )
+    merged = dict_class(list(session_setting.items()))
+    merged.update(list(request_setting.items()))
+    for key in [k for k, v in merged.items() if v is None]:
+        del merged[key]
+    return merged
+
+
+class _Prepared(requests.PreparedRequest):
+    """A ``PreparedRequest`` that prepares a URL without parameters once per process (the
+    same few URLs come back on every iteration) and does not ask an empty cookie jar for a
+    Cookie header (``http.cookiejar`` walks its policy even then). Copies (redirects) are
+    requests' own class."""
+
+    _urls: ClassVar[dict[str, str]] = {}
+    _URLS_LIMIT: ClassVar[int] = 4096
+
+    def prepare_url(self, url: Any, params: Any) -> None:
+        if params or not isinstance(url, str):
+            super().prepare_url(url, params)
+            return
+        found = self._urls.get(url)
+        if found is not None:
+            self.url = found
+            return
+        super().prepare_url(url, params)
+        if len(self._urls) < self._URLS_LIMIT and isinstance(self.url, str):
+            self._urls[url] = self.url
+
+    def prepare_cookies(self, cookies: Any) -> None:
+        if isinstance(cookies, cookiejar.CookieJar) and not len(cookies):
+            self._cookies = cookies
+            return
+        super().prepare_cookies(cookies)
 
 
 def _size(response: requests.Response) -> int:

@@ -16,8 +16,12 @@ Example:
 from __future__ import annotations
 
 import time
+from typing import Any
 
 import httptools
+from gevent import get_hub
+from gevent.exceptions import ConcurrentObjectUseError
+from greenlet import getcurrent
 
 from .connect import Connection
 from .errors import (
@@ -43,7 +47,17 @@ class Reading:
     caller closes the connection on any of them (a response read in part cannot be resumed).
     """
 
-    __slots__ = ("conn", "deadline", "deadline_first", "feed", "parse", "received", "timeout")
+    __slots__ = (
+        "conn",
+        "deadline",
+        "deadline_first",
+        "feed",
+        "fresh",
+        "parse",
+        "received",
+        "timeout",
+        "wait",
+    )
 
     def __init__(
         self,
@@ -61,11 +75,14 @@ class Reading:
         # Which bound ends a silent wait: the deadline when it is clearly the nearer one (the
         # default deadline equals the timeout, and a silent target is then a read timeout).
         self.deadline_first = False
+        self.wait = timeout  # the bound of the next wait for bytes (None: none)
+        # Nothing received since the request went: the answer cannot be there yet, so the
+        # first receive waits before it reads (a receive that fails costs an exception).
+        self.fresh = False
 
     def send(self, data: bytes) -> None:
         """Send the request (``StaleConnection`` when a reused connection turns out closed)."""
         conn = self.conn
-        sock = conn.sock
         timeout = wait = self.timeout
         deadline = self.deadline
         if deadline is not None:
@@ -75,32 +92,64 @@ class Reading:
             if wait is None or left < wait:
                 wait = left
                 self.deadline_first = timeout is None or left < 0.9 * timeout
-        sock.settimeout(wait)
+        self.wait = wait
         reused, conn.used = conn.used, True
+        raw = conn.raw
         try:
-            # One plain send nearly always takes the whole request; sendall's extra Python
-            # layers are only paid when it does not.
-            sent = sock.send(data)
+            # One plain send nearly always takes the whole request; the waiting layers are
+            # only paid when it does not.
+            if raw is not None:
+                try:
+                    sent = raw.send(data)
+                except BlockingIOError:
+                    sent = 0
+            else:
+                conn.sock.settimeout(wait)
+                sent = conn.sock.send(data)
             if sent < len(data):
+                sock = conn.sock
+                sock.settimeout(wait)
                 sock.sendall(data[sent:])
         except (BrokenPipeError, ConnectionResetError):
             if reused:
                 raise StaleConnection("kept-alive connection closed by the server") from None
             raise
+        self.fresh = raw is not None
         if not reused:
             self.received = -1  # marks a fresh connection: no StaleConnection for it
         else:
             self.received = 0
 
+    def _recv(self) -> bytes:
+        """One receive of up to 256 KiB, waiting at most ``self.wait`` for bytes
+        (``TimeoutError`` when none came in time)."""
+        conn = self.conn
+        raw = conn.raw
+        if raw is None:
+            sock = conn.sock
+            if sock.gettimeout() != self.wait:
+                sock.settimeout(self.wait)
+            return sock.recv(_RECV)
+        if self.fresh:
+            self.fresh = False
+            if not _wait_readable(conn.watcher, self.wait):
+                raise TimeoutError
+        while True:
+            try:
+                return raw.recv(_RECV)  # type: ignore[no-any-return]
+            except BlockingIOError:
+                pass
+            if not _wait_readable(conn.watcher, self.wait):
+                raise TimeoutError
+
     def step(self) -> bool:
         """One receive fed to the parser; True when the response is complete (or delimited by
         the end of the connection)."""
         parse = self.parse
-        sock = self.conn.sock
         deadline = self.deadline
         timeout = self.timeout
         try:
-            chunk = sock.recv(_RECV)
+            chunk = self._recv()
         except TimeoutError:
             # An answer that keeps coming, too slowly, is the deadline's case; silence from the
             # start is the read timeout's (a hanging target), unless the deadline was nearer.
@@ -162,7 +211,7 @@ class Reading:
                 if left <= 0:
                     raise DeadlineExceeded(LATE)
                 if timeout is None or left < timeout:
-                    sock.settimeout(left)
+                    self.wait = left
             return False
         except BaseException:
             # The last read (up to 256 KiB) would live on in the traceback's frame.
@@ -188,6 +237,39 @@ class Reading:
         """The response ended where its framing said and the server keeps the connection."""
         parse = self.parse
         return parse.done and parse.keep_alive and not (parse.head_only and parse.size)
+
+
+_READY = object()  # what the read watcher passes back
+_LATE = object()  # what the timer passes back
+
+
+def _wait_readable(watcher: Any, wait: float | None) -> bool:
+    """Block the calling greenlet until ``watcher`` (a gevent read watcher) fires or ``wait``
+    seconds pass (None: no bound); False when the time ran out (any other wake-up is True:
+    the caller's receive finds out, and waits again when there is nothing).
+
+    What gevent's own wait does, without its ``Timeout`` object: one libev timer, closed on
+    every way out (a ``GreenletExit`` thrown in while waiting included).
+    """
+    if watcher.callback is not None:
+        # Another greenlet waits on this socket: not this client's use (one user, one
+        # connection); gevent's own wait raises its ConcurrentObjectUseError for it.
+        raise ConcurrentObjectUseError(f"another greenlet is already waiting on {watcher!r}")
+    hub = get_hub()
+    switch = getcurrent().switch
+    watcher.start(switch, _READY)
+    try:
+        if wait is None:
+            hub.switch()
+            return True
+        timer = hub.loop.timer(wait)
+        try:
+            timer.start(switch, _LATE)
+            return hub.switch() is not _LATE
+        finally:
+            timer.close()
+    finally:
+        watcher.stop()
 
 
 def _head_size(headers: list[tuple[bytes, bytes]]) -> int:

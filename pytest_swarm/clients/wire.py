@@ -35,7 +35,9 @@ class ResponseParse:
         "body",
         "chunked",
         "close_after",
+        "coding",
         "complete",
+        "cookies",
         "done",
         "head_only",
         "headers",
@@ -68,6 +70,8 @@ class ResponseParse:
         self.chunked = False
         self.close_after = False
         self.status = 0
+        self.coding = b""  # the last Content-Encoding value
+        self.cookies = False  # a Set-Cookie header came
 
     def renew(self) -> None:
         """A fresh llhttp state (after a parser error the old one is unusable)."""
@@ -94,9 +98,17 @@ class ResponseParse:
         if self.headers_done:
             return  # a chunked body's trailer fields: not headers of the response
         self.headers.append((name, value))
-        # One length test per header; the full comparison only for a 17-byte name.
-        if len(name) == 17 and name.lower() == b"transfer-encoding":
-            self.chunked = True
+        # One length test per header; the full comparison only for a name of the length
+        # of one of the three that matter here.
+        size = len(name)
+        if size == 17:
+            if name.lower() == b"transfer-encoding":
+                self.chunked = True
+        elif size == 16:
+            if name.lower() == b"content-encoding":
+                self.coding = value
+        elif size == 10 and name.lower() == b"set-cookie":
+            self.cookies = True
 
     def on_headers_complete(self) -> None:
         self.headers_done = True
@@ -131,6 +143,8 @@ class ResponseParse:
             self.headers = []
             self.headers_done = False
             self.chunked = False
+            self.coding = b""
+            self.cookies = False
             return
         self.complete = True
         if self.done:  # a HEAD response, ended at its headers already

@@ -48,7 +48,16 @@ class Crowd:
     catches everything else itself.
     """
 
-    __slots__ = ("_closed", "_empty", "_hub", "_live", "_loop", "_on_empty", "_sleeping")
+    __slots__ = (
+        "_closed",
+        "_empty",
+        "_hub",
+        "_live",
+        "_loop",
+        "_on_empty",
+        "_sleeping",
+        "_turns",
+    )
 
     def __init__(self, on_empty: Callable[[], object] | None = None) -> None:
         self._on_empty = on_empty  # called each time the last live user ends
@@ -56,6 +65,9 @@ class Crowd:
         self._loop = self._hub.loop
         self._live: dict[greenlet, Any] = {}  # greenlet -> its argument (the user's index)
         self._sleeping: dict[greenlet, Any] = {}  # greenlet -> its libev timer
+        # greenlet -> the loop's iteration count when its last zero pause ended (loops that
+        # do not count iterations: no entry, every zero pause yields).
+        self._turns: dict[greenlet, int] = {}
         self._empty = Event()
         self._empty.set()
         self._closed = False
@@ -86,14 +98,28 @@ class Crowd:
             self._hub.handle_error(me, *sys.exc_info())
         finally:
             self._live.pop(me, None)
+            self._turns.pop(me, None)
             if not self._live:
                 self._empty.set()
                 if self._on_empty is not None:
                     self._on_empty()
 
     def pause(self, seconds: float) -> None:
-        """Sleep in the calling user greenlet for ``seconds``, or until :meth:`wake_all`."""
+        """Sleep in the calling user greenlet for ``seconds``, or until :meth:`wake_all`.
+
+        A zero pause is a turn given to the others (and to the timers: the report's ticks,
+        the end of the run); it is skipped when the event loop has gone round since this
+        user's last one, which means the user waited on the loop in between (a request's
+        socket read does): the others and the timers had their turn then. A user that never
+        waits (a CPU-bound body) still yields on every zero pause.
+        """
         me = getcurrent()
+        if seconds <= 0:
+            turns = self._turns
+            iteration = getattr(self._loop, "iteration", None)
+            if iteration is not None and turns.get(me, iteration) != iteration:
+                turns[me] = iteration
+                return
         timer = self._loop.timer(seconds)
         self._sleeping[me] = timer
         try:
@@ -102,6 +128,10 @@ class Crowd:
         finally:
             timer.close()
             self._sleeping.pop(me, None)
+            if seconds <= 0:
+                iteration = getattr(self._loop, "iteration", None)
+                if iteration is not None:
+                    self._turns[me] = iteration
 
     def wake_all(self) -> None:
         """End every pause in progress (the sleepers resume on the next turn of the loop)."""

@@ -1,0 +1,268 @@
+"""The request path's own costs, counted (never timed): what a plain request no longer does.
+
+- ``fast_http`` on gevent sockets waits with its own watcher and one libev timer: no
+  ``gevent.Timeout`` per response (``reading._wait_readable``);
+- ``Crowd.pause(0)`` after the user waited on the event loop yields nothing more (no timer);
+  a user that never waits still yields on every zero pause;
+- the ``http`` client prepares a plain request without requests' ``to_key_val_list`` (an
+  ``isinstance`` against a runtime-checkable protocol, ~5 µs each on Python 3.11), with the
+  same ``PreparedRequest`` as requests' own ``Session.prepare_request``.
+"""
+
+from __future__ import annotations
+
+import socket as stdlib_socket
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import gevent
+import gevent.timeout
+import pytest
+import requests
+import requests.models
+import requests.sessions
+from gevent_sockets import _gevent_sockets  # noqa: F401  (autouse: the run's sockets)
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from local_http import Local, QuietHandler, serve
+
+from pytest_swarm.clients.fast import FastHttpSession
+from pytest_swarm.clients.http import HttpSession
+from pytest_swarm.engine.crowd import Crowd
+from pytest_swarm.stats.recorder import Recorder
+
+
+class _Ok(QuietHandler):
+    def do_GET(self) -> None:
+        self.send_response(200)
+        self.send_header("Content-Length", "2")
+        self.end_headers()
+        self.wfile.write(b"ok")
+
+
+@pytest.fixture(scope="module")
+def local() -> Iterator[Local]:
+    with serve(_Ok) as served:
+        yield served
+
+
+def _counting(monkeypatch: pytest.MonkeyPatch, owner: Any, name: str) -> list[int]:
+    calls: list[int] = []
+    real = getattr(owner, name)
+
+    def counted(*args: Any, **kwargs: Any) -> Any:
+        calls.append(1)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(owner, name, counted)
+    return calls
+
+
+# -- fast_http: no gevent.Timeout per response ---------------------------------------------------
+
+
+def test_responses_on_gevent_sockets_start_no_gevent_timeout(
+    local: Local, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Broken build caught: waiting through gevent's socket recv (a Timeout per response)."""
+    s = FastHttpSession(local.url, Recorder(), timeout=5)
+    try:
+        assert s.get("/").status_code == 200  # connected (and its connect waits) before counting
+        started = _counting(monkeypatch, gevent.timeout.Timeout, "_start_new_or_dummy")
+        created = _counting(monkeypatch, gevent.timeout.Timeout, "start_new")
+        assert [s.get("/").status_code for _ in range(5)] == [200] * 5
+        assert (started, created) == ([], [])
+        (conn,) = s._connections.values()
+        assert conn.raw is not None and not conn.watcher.active  # waited itself, watcher off
+    finally:
+        s.close()
+
+
+def test_a_read_timeout_on_the_own_wait_is_the_read_timeout(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The libev timer of the fast client's own wait ends a silent read with the read
+    timeout's error (the deadline far away), and the watcher is left stopped."""
+    listener = stdlib_socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(1)
+    try:
+        rec = Recorder()
+        s = FastHttpSession(f"http://127.0.0.1:{listener.getsockname()[1]}", rec, timeout=0.05)
+        try:
+            r = s.get("/", deadline=30)  # accepted by the backlog, never answered
+            assert isinstance(r.error, TimeoutError)
+            assert "read timed out (timeout=0.05s)" in str(r.error)
+            assert s._connections == {}  # a cut-off response's connection is dropped
+        finally:
+            s.close()
+    finally:
+        listener.close()
+
+
+# -- Crowd.pause(0) --------------------------------------------------------------------------------
+
+
+class _CountingLoop:
+    """The hub's loop, counting the timers Crowd asks for."""
+
+    def __init__(self, loop: Any) -> None:
+        self._real = loop
+        self.timers = 0
+
+    def timer(self, *args: Any, **kwargs: Any) -> Any:
+        self.timers += 1
+        return self._real.timer(*args, **kwargs)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._real, name)
+
+
+def _run_users(body: Callable[[Crowd, int], None], users: int) -> tuple[_CountingLoop, Crowd]:
+    crowd = Crowd()
+    loop = _CountingLoop(crowd._loop)
+    crowd._loop = loop
+    for n in range(users):
+        crowd.spawn(lambda n, c=crowd: body(c, n), n)
+    assert crowd.join(timeout=10)
+    return loop, crowd
+
+
+def test_a_zero_pause_after_waiting_on_the_loop_starts_no_timer() -> None:
+    """Broken build caught: a zero-length timer (and a trip through the hub) on every zero
+    pause, though the user's request already let the others and the timers run."""
+
+    def body(crowd: Crowd, n: int) -> None:
+        for _ in range(5):
+            gevent.sleep(0.001)  # a request's wait on the loop, as far as the loop can tell
+            crowd.pause(0.0)
+
+    loop, crowd = _run_users(body, 1)
+    assert loop.timers == 1  # the first zero pause yields: nothing is known of before
+    assert crowd._turns == {}  # forgotten with the user
+
+
+def test_a_user_that_never_waits_yields_on_every_zero_pause() -> None:
+    """The zero pause's purpose stays: CPU-bound users take turns (and timers fire)."""
+    order: list[int] = []
+
+    def body(crowd: Crowd, n: int) -> None:
+        for _ in range(3):
+            order.append(n)
+            crowd.pause(0.0)
+
+    loop, _ = _run_users(body, 2)
+    assert loop.timers == 6
+    assert order == [0, 1, 0, 1, 0, 1]
+
+
+# -- http: prepare_request ------------------------------------------------------------------------
+
+
+def test_a_plain_request_is_prepared_without_requests_protocol_checks(
+    local: Local, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Broken build caught: requests' merge_setting/_encode_params on every request (eight
+    ``isinstance`` checks against its SupportsItems protocol)."""
+    s = HttpSession(local.url, Recorder())
+    try:
+        assert s.get("/").status_code == 200
+        in_sessions = _counting(monkeypatch, requests.sessions, "to_key_val_list")
+        in_models = _counting(monkeypatch, requests.models, "to_key_val_list")
+        assert [s.get("/").status_code for _ in range(3)] == [200] * 3
+        assert s.get("/", headers={"X-A": "1"}).request.headers["X-A"] == "1"
+        assert (in_sessions, in_models) == ([], [])
+    finally:
+        s.close()
+
+
+_names = st.sampled_from(["X-A", "x-a", "Accept", "User-Agent", "X-B", "Cookie"])
+_values = st.one_of(st.none(), st.sampled_from(["1", "two", "a b"]))
+_settings = st.dictionaries(_names, _values, max_size=4)
+_params = st.one_of(
+    st.none(),
+    st.dictionaries(st.sampled_from(["q", "page", "x"]), _values, max_size=3),
+    st.lists(st.tuples(st.sampled_from(["q", "r"]), st.sampled_from(["1", "2"])), max_size=3),
+    st.just("raw=1"),
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    session_headers=_settings,
+    request_headers=st.one_of(st.none(), _settings),
+    session_params=st.dictionaries(st.sampled_from(["q", "s"]), _values, max_size=2),
+    request_params=_params,
+    path=st.sampled_from(["/", "/a b", "/é?x=1", "/p?q=0#frag"]),
+    data=st.one_of(st.none(), st.just({"f": "1"}), st.just(b"raw"), st.just("text")),
+    json=st.one_of(st.none(), st.just({"k": [1, 2]})),
+    auth=st.one_of(st.none(), st.just(("user", "pw"))),
+    cookies=st.one_of(st.none(), st.just({"c": "1"})),
+    session_cookie=st.booleans(),
+    trust_env=st.booleans(),
+)
+def test_prepared_requests_are_those_requests_prepares(
+    session_headers: dict[str, str | None],
+    request_headers: dict[str, str | None] | None,
+    session_params: dict[str, str | None],
+    request_params: Any,
+    path: str,
+    data: Any,
+    json: Any,
+    auth: tuple[str, str] | None,
+    cookies: dict[str, str] | None,
+    session_cookie: bool,
+    trust_env: bool,
+) -> None:
+    """The fast preparation (and its caches: the same URL comes back in other examples) gives
+    what ``requests.Session.prepare_request`` gives, field by field."""
+    ours = HttpSession(None, Recorder())
+    theirs = requests.Session()
+    for s in (ours, theirs):
+        s.headers.update(session_headers)
+        s.params.update(session_params)
+        s.trust_env = trust_env
+        if session_cookie:
+            s.cookies.set("sid", "42", domain="127.0.0.1", path="/")
+    theirs.headers = requests.structures.CaseInsensitiveDict(ours.headers)
+    request = requests.Request(
+        "get",
+        f"http://127.0.0.1:8089{path}",
+        headers=request_headers,
+        params=request_params,
+        data=data,
+        json=json,
+        auth=auth,
+        cookies=cookies,
+    )
+    mine = ours.prepare_request(request)
+    expected = requests.Session.prepare_request(theirs, request)
+    assert (mine.method, mine.url, mine.body) == (expected.method, expected.url, expected.body)
+    assert list(mine.headers.items()) == list(expected.headers.items())
+    assert mine.hooks == expected.hooks
+    assert sorted((c.name, c.value) for c in mine._cookies) == sorted(  # type: ignore[union-attr]
+        (c.name, c.value)
+        for c in expected._cookies  # type: ignore[union-attr]
+    )
+    proxies = {"http": "http://127.0.0.1:3128"} if session_cookie else {}
+    url = mine.url or ""
+    assert ours.merge_environment_settings(url, dict(proxies), None, None, None) == (
+        requests.Session.merge_environment_settings(theirs, url, dict(proxies), None, None, None)
+    )
+    ours.close()
+    theirs.close()
+
+
+def test_a_changed_session_setting_reaches_the_next_request(local: Local) -> None:
+    """Nothing of a session's headers or params is cached between requests."""
+    s = HttpSession(local.url, Recorder())
+    try:
+        assert "X-Team" not in s.get("/").request.headers
+        s.headers["X-Team"] = "perf"
+        s.params["v"] = "2"
+        r = s.get("/")
+        assert r.request.headers["X-Team"] == "perf" and r.request.url.endswith("/?v=2")
+        s.headers["X-Team"] = None  # type: ignore[assignment]
+        assert "X-Team" not in s.get("/").request.headers
+    finally:
+        s.close()
