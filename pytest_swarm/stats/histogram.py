@@ -166,10 +166,6 @@ def unpack(data: Any, n: int) -> list[CheckedWire]:
         raise ValueError("histograms: bucket indices not strictly ascending")
     upper, lower = _bound_tables()
     pool_lower = _pool_lower_table()
-    # Per bucket, the least and the most its values can add to the sum (the lower bound of
-    # its pool of 2**COARSE_BITS buckets, so that coarse() histograms pass; its upper bound).
-    floors = list(map(mul, numbers, map(pool_lower.__getitem__, indices)))
-    ceilings = list(map(mul, numbers, map(upper.__getitem__, indices)))
     top_floor = lower[_TOP_INDEX]
     out: list[CheckedWire] = []
     append = out.append
@@ -207,12 +203,15 @@ def unpack(data: Any, n: int) -> list[CheckedWire]:
             raise ValueError("histograms: min above max")
         if overflow and max_us <= HIGHEST_US:
             raise ValueError("histograms: overflow with a maximum inside the range")
-        # The sum lies within what the buckets' (pools') bounds allow, each overflowed value
-        # between the range's top and the maximum: a peer cannot make the mean say anything.
+        # The sum lies within what the buckets' bounds allow (the lower bound of each one's
+        # pool of 2**COARSE_BITS buckets, so that coarse() histograms pass; its upper bound),
+        # each overflowed value between the range's top and the maximum: a peer cannot make
+        # the mean say anything.
         if not (
-            sum(floors[start:end]) + overflow * (HIGHEST_US + 1)
+            sum(map(mul, counts, map(pool_lower.__getitem__, index_list)))
+            + overflow * (HIGHEST_US + 1)
             <= sum_us
-            <= sum(ceilings[start:end]) + overflow * max_us
+            <= sum(map(mul, counts, map(upper.__getitem__, index_list))) + overflow * max_us
         ):
             raise ValueError("histograms: sum inconsistent with the buckets")
         append((index_list, counts, total, overflow, sum_us, min_us, max_us))
