@@ -78,6 +78,35 @@ def test_responses_on_gevent_sockets_start_no_gevent_timeout(
         s.close()
 
 
+class _SizeRecorder:
+    """An OS socket's stand-in that records the sizes asked of recv."""
+
+    def __init__(self, raw: Any) -> None:
+        self._raw = raw
+        self.sizes: list[int] = []
+
+    def recv(self, size: int) -> bytes:
+        self.sizes.append(size)
+        return bytes(self._raw.recv(size))
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._raw, name)
+
+
+def test_a_receive_asks_for_less_than_the_allocators_mmap_threshold(local: Local) -> None:
+    """Broken build caught: 256 KiB receives, each an mmap + mremap + munmap (glibc maps
+    allocations from 128 KiB up), three system calls per response on top of the recv."""
+    s = FastHttpSession(local.url, Recorder(), timeout=5)
+    try:
+        assert s.get("/").status_code == 200
+        (conn,) = s._connections.values()
+        conn.raw = recorder = _SizeRecorder(conn.raw)
+        assert s.get("/").status_code == 200
+        assert recorder.sizes and max(recorder.sizes) < 128 * 1024
+    finally:
+        s.close()
+
+
 def test_a_read_timeout_on_the_own_wait_is_the_read_timeout(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
