@@ -114,11 +114,16 @@ class Profile:
                 stage = following
             need = area - done
             if abs(a) < 1e-15:
-                s = need / b
+                s = need / b if b > 0 else 0.0
             else:
                 # The root of a*s^2 + b*s - need = 0 in [0, duration], written so that it
-                # loses no precision when a is tiny against b.
-                s = 2 * need / (b + math.sqrt(max(b * b + 4 * a * need, 0.0)))
+                # loses no precision when a is tiny against b. The denominator underflows to
+                # 0 for a subnormal need on a ramp from 0: then s = sqrt(need / a).
+                denominator = b + math.sqrt(max(b * b + 4 * a * need, 0.0))
+                if denominator > 0:
+                    s = 2 * need / denominator
+                else:
+                    s = math.sqrt(need / a) if a > 0 else 0.0
             yield start + min(max(s, 0.0), stage.duration)
 
 

@@ -55,6 +55,13 @@ def test_inverse_integral_inverts_integral(p: Profile, fraction: float) -> None:
     assert math.isclose(p.integral(t), area, rel_tol=1e-6, abs_tol=1e-6)
 
 
+def test_inverse_integral_of_a_subnormal_area_on_a_ramp_from_zero() -> None:
+    # Found by Hypothesis: the root's denominator underflowed to 0 (ZeroDivisionError).
+    p = parse_stages([("2s", 0.5), ("1s", 0)])
+    t = p.inverse_integral(5e-324)
+    assert t is not None and 0.0 <= t < 1e-100
+
+
 def test_inverse_integral_beyond_the_profile_is_none() -> None:
     p = parse_stages([("10s", 10)])  # 50 arrivals in all
     assert p.inverse_integral(50.0) == pytest.approx(10.0)
