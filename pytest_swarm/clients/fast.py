@@ -125,7 +125,7 @@ class FastResponse:
         self.error = error
         self.elapsed = 0.0
         self._coding = coding  # Content-Encoding of ``content`` while not decoded yet
-        self._cookies = False  # a Set-Cookie header came (for the session's cookie jar)
+        self._cookies = False  # a Set-Cookie (or Set-Cookie2) header came
         self._rest: Reading | None = None  # a streamed body's reading, while not at its end
 
     @property

@@ -116,7 +116,7 @@ class HttpSession(requests.Session):
             headers=_merged(request.headers, self.headers, CaseInsensitiveDict),
             params=params,
             auth=merge_setting(request.auth, self.auth),  # type: ignore[no-untyped-call]
-            cookies=merge_cookies(RequestsCookieJar(), self.cookies),  # type: ignore[no-untyped-call]
+            cookies=_session_jar(self.cookies),
             hooks=merge_hooks(request.hooks, self.hooks),  # type: ignore[no-untyped-call]
         )
         return prepared
@@ -218,11 +218,34 @@ def _merged(request_setting: Any, session_setting: Any, dict_class: type = Order
         return merge_setting(  # type: ignore[no-untyped-call]
             request_setting, session_setting, dict_class=dict_class
         )
-    merged = dict_class(list(session_setting.items()))
-    merged.update(list(request_setting.items()))
+    merged = dict_class(_items(session_setting))
+    merged.update(_items(request_setting))
     for key in [k for k, v in merged.items() if v is None]:
         del merged[key]
     return merged
+
+
+def _items(mapping: Any) -> list[tuple[Any, Any]]:
+    """``list(mapping.items())``; a CaseInsensitiveDict's from its store of (key, value)
+    pairs (its items() goes through the Mapping mixins, a Python call per key)."""
+    store = getattr(mapping, "_store", None) if type(mapping) is CaseInsensitiveDict else None
+    if isinstance(store, dict):
+        return list(store.values())
+    return list(mapping.items())
+
+
+def _empty_jar(jar: Any) -> bool:
+    """True when ``jar`` (a cookie jar) certainly holds no cookie: its store is empty (a
+    store that only has emptied domains counts as not empty: requests' own path then)."""
+    return isinstance(jar, cookiejar.CookieJar) and not getattr(jar, "_cookies", True)
+
+
+def _session_jar(cookies: Any) -> Any:
+    """requests' ``merge_cookies(RequestsCookieJar(), session.cookies)``: a new jar with the
+    session's cookies (none to copy when its jar is empty)."""
+    if _empty_jar(cookies):
+        return RequestsCookieJar()
+    return merge_cookies(RequestsCookieJar(), cookies)  # type: ignore[no-untyped-call]
 
 
 class _Prepared(requests.PreparedRequest):
@@ -247,7 +270,7 @@ class _Prepared(requests.PreparedRequest):
             self._urls[url] = self.url
 
     def prepare_cookies(self, cookies: Any) -> None:
-        if isinstance(cookies, cookiejar.CookieJar) and not len(cookies):
+        if _empty_jar(cookies):
             self._cookies = cookies
             return
         super().prepare_cookies(cookies)

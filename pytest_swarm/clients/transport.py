@@ -108,7 +108,9 @@ class _Raw:
         adapter: FastTransportAdapter,
         key: tuple[str, str, int],
     ) -> None:
-        self._original_response = self
+        # What requests' extract_cookies_to_jar reads (through http.cookiejar, a few µs
+        # even for a response without cookies): absent when no Set-Cookie header came.
+        self._original_response = self if answer._cookies else None
         self.msg = _Message(answer._raw)
         self.headers = headers  # the Response's own: its Content-Encoding decides, when read
         self.status = answer.status_code

@@ -107,7 +107,7 @@ class ResponseParse:
         elif size == 16:
             if name.lower() == b"content-encoding":
                 self.coding = value
-        elif size == 10 and name.lower() == b"set-cookie":
+        elif (size == 10 or size == 11) and name.lower() in (b"set-cookie", b"set-cookie2"):
             self.cookies = True
 
     def on_headers_complete(self) -> None:

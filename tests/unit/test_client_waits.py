@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import socket as stdlib_socket
 from collections.abc import Callable, Iterator
+from http import cookiejar
 from typing import Any
 
 import gevent
@@ -293,5 +294,20 @@ def test_a_changed_session_setting_reaches_the_next_request(local: Local) -> Non
         assert r.request.headers["X-Team"] == "perf" and r.request.url.endswith("/?v=2")
         s.headers["X-Team"] = None  # type: ignore[assignment]
         assert "X-Team" not in s.get("/").request.headers
+    finally:
+        s.close()
+
+
+def test_a_response_without_cookies_is_not_handed_to_the_cookie_jar(
+    local: Local, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Broken build caught: http.cookiejar's extract_cookies (policy, lock, header scan) on
+    every response of the ``http`` client, cookies or none."""
+    s = HttpSession(local.url, Recorder())
+    try:
+        assert s.get("/").status_code == 200
+        extracted = _counting(monkeypatch, cookiejar.CookieJar, "extract_cookies")
+        assert [s.get("/").status_code for _ in range(3)] == [200] * 3
+        assert extracted == []
     finally:
         s.close()
