@@ -214,6 +214,8 @@ def _comparison(comparison: dict[str, Any]) -> str:
             '<div class="health bad">not comparable: '
             f"{html.escape(str(comparison.get('invalid_because')))}</div>"
         )
+    elif comparison.get("note"):  # e.g. a baseline saved without its load settings
+        note = f'<div class="health">{html.escape(str(comparison["note"]))}</div>'
     rows = "".join(
         f'<tr><td class="name">{html.escape(str(c.get("name")))}</td>'
         f"<td>{html.escape(str(c.get('metric')))}</td>{_change_cell(c)}"

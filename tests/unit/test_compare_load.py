@@ -143,3 +143,13 @@ def test_malformed_stored_settings_are_refused_with_the_files_name(
     path.write_text(json.dumps({"format": 1, "load_tests": [bad]}))
     with pytest.raises(CompareError, match=r"0001_x.*load_settings"):
         load(path)
+
+
+def test_the_html_report_shows_that_the_settings_are_unknown() -> None:
+    from pytest_swarm.report.html import _comparison
+
+    old = doc(None)
+    del old["load_settings"]
+    result = compare(old, doc(load_settings(spec(**OPEN)), users=10))
+    page = _comparison({**result, "baseline": "0001"})
+    assert "settings unknown: the baseline&#x27;s load settings" in page
