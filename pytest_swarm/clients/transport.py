@@ -353,13 +353,13 @@ class FastTransportAdapter(BaseAdapter):
             # Through an HTTP proxy: the absolute form (RFC 9112 §3.2.2), as urllib3 sends it.
             target = urldefragauth(url)
         headers = request.headers
-        chunked = "chunked" in headers.get("transfer-encoding", "").lower()
+        chunked = "chunked" in _header(headers, "transfer-encoding").lower()
         payload = _payload(request, chunked)
         # A body with neither framing header (a hand-made PreparedRequest) gets its length.
         own_length = bool(payload) and not chunked and "content-length" not in headers
         host = route.netloc
         lines = []
-        for name, value in headers.items():
+        for name, value in _pairs(headers):
             if isinstance(name, bytes):
                 name = name.decode("latin-1")
             if isinstance(value, bytes):
@@ -430,11 +430,23 @@ class FastTransportAdapter(BaseAdapter):
         response.reason = answer.reason
         # Repeated headers are joined with ", " and names keep their case, as urllib3 does.
         headers: CaseInsensitiveDict[str] = CaseInsensitiveDict()
-        for raw_name, raw_value in answer._raw:
-            name = raw_name.decode("latin-1")
-            value = raw_value.decode("latin-1")
-            previous = headers.get(name)
-            headers[name] = value if previous is None else f"{previous}, {value}"
+        store = getattr(headers, "_store", None)
+        if isinstance(store, dict):
+            # Its store directly: (name as received, value) under the lower-case name, the
+            # last name's case kept, as its __setitem__ does (Mapping.get raises a KeyError
+            # inside for every new name).
+            for raw_name, raw_value in answer._raw:
+                name = raw_name.decode("latin-1")
+                value = raw_value.decode("latin-1")
+                lower = name.lower()
+                found = store.get(lower)
+                store[lower] = (name, value) if found is None else (name, f"{found[1]}, {value}")
+        else:
+            for raw_name, raw_value in answer._raw:
+                name = raw_name.decode("latin-1")
+                value = raw_value.decode("latin-1")
+                previous = headers.get(name)
+                headers[name] = value if previous is None else f"{previous}, {value}"
         response.headers = headers
         response.encoding = get_encoding_from_headers(headers)
         # Not decoded here: requests reads it through raw when (and if) the body is wanted.
@@ -451,6 +463,23 @@ class FastTransportAdapter(BaseAdapter):
 
     def close(self) -> None:
         self._client.close()
+
+
+def _pairs(headers: Any) -> Any:
+    """``headers.items()``; a CaseInsensitiveDict's from its store of (name, value) pairs
+    (its items() goes through the Mapping mixins, a Python call per header)."""
+    store = getattr(headers, "_store", None) if type(headers) is CaseInsensitiveDict else None
+    return store.values() if isinstance(store, dict) else headers.items()
+
+
+def _header(headers: Any, name: str) -> str:
+    """``headers.get(name, "")`` for a lower-case ``name``, without the KeyError that a
+    CaseInsensitiveDict's get raises inside for a header that is absent."""
+    store = getattr(headers, "_store", None) if type(headers) is CaseInsensitiveDict else None
+    if isinstance(store, dict):
+        found = store.get(name)
+        return "" if found is None else found[1]
+    return headers.get(name, "")  # type: ignore[no-any-return]
 
 
 @lru_cache(maxsize=256)

@@ -27,8 +27,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from local_http import Local, QuietHandler, serve
 
-from pytest_swarm.clients.fast import FastHttpSession
+from pytest_swarm.clients.fast import FastHttpSession, FastResponse
 from pytest_swarm.clients.http import HttpSession
+from pytest_swarm.clients.transport import FastTransportAdapter
 from pytest_swarm.engine.crowd import Crowd
 from pytest_swarm.stats.recorder import Recorder
 
@@ -311,3 +312,33 @@ def test_a_response_without_cookies_is_not_handed_to_the_cookie_jar(
         assert extracted == []
     finally:
         s.close()
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from([b"X-A", b"x-a", b"X-a", b"Set-Cookie", b"Content-Type", b"Vary"]),
+            st.sampled_from([b"1", b"two", b"text/plain; charset=latin-1", b""]),
+        ),
+        max_size=8,
+    )
+)
+def test_response_headers_are_those_the_mapping_would_hold(raw: list[tuple[bytes, bytes]]) -> None:
+    """The transport fills the response's CaseInsensitiveDict through its store: the same
+    names (the last one's case), values (repeats joined with ", ") and order as through
+    its __setitem__."""
+    expected: requests.structures.CaseInsensitiveDict[str] = (
+        requests.structures.CaseInsensitiveDict()
+    )
+    for name, value in raw:
+        previous = expected.get(name.decode())
+        expected[name.decode()] = (
+            value.decode() if previous is None else f"{previous}, {value.decode()}"
+        )
+    answer = FastResponse(200, "OK", raw, b"", "http://127.0.0.1:8089/")
+    adapter = FastTransportAdapter()
+    request = requests.Request("GET", "http://127.0.0.1:8089/").prepare()
+    got = adapter.build_response(request, answer).headers
+    assert list(got.items()) == list(expected.items())
+    assert list(got.lower_items()) == list(expected.lower_items())
