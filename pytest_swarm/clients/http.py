@@ -145,8 +145,14 @@ class HttpSession(requests.Session):
     ) -> Any:
         method = method.decode() if isinstance(method, bytes) else method
         url = url.decode() if isinstance(url, bytes) else url
-        full_url = join_url(self.base_url, url)
-        name = name or request_name(method, full_url)
+        joined = _JOINED.get((self.base_url, url))
+        if joined is None:
+            full = join_url(self.base_url, url)
+            joined = (full, request_name("", full))  # " /path": the method goes in front
+            if len(_JOINED) < _JOINED_LIMIT:
+                _JOINED[(self.base_url, url)] = joined
+        full_url, path_name = joined
+        name = name or f"{method.upper()}{path_name}"
         # The product's finite default when the test does not say; timeout=None (no read
         # timeout) is requests' meaning when it does.
         kwargs.setdefault("timeout", self.default_timeout)
@@ -198,6 +204,11 @@ class HttpSession(requests.Session):
             chunks.append(chunk)
         response._content = b"".join(chunks)
 
+
+# (base URL, URL as given) -> (the joined URL, " /path" of its default name): joined and split
+# once per process (a load test sends the same few URLs over and over), bounded.
+_JOINED: dict[tuple[str | None, str], tuple[str, str]] = {}
+_JOINED_LIMIT = 4096
 
 # The mapping types whose items _merged reads itself (exact types: a subclass may define
 # items() its own way, and goes through requests).

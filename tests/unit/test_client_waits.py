@@ -27,6 +27,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from local_http import Local, QuietHandler, serve
 
+import pytest_swarm.clients.http as http_module
 from pytest_swarm.clients.fast import FastHttpSession, FastResponse
 from pytest_swarm.clients.http import HttpSession
 from pytest_swarm.clients.transport import FastTransportAdapter
@@ -342,3 +343,22 @@ def test_response_headers_are_those_the_mapping_would_hold(raw: list[tuple[bytes
     got = adapter.build_response(request, answer).headers
     assert list(got.items()) == list(expected.items())
     assert list(got.lower_items()) == list(expected.lower_items())
+
+
+def test_the_http_clients_urls_are_joined_and_named_once(
+    local: Local, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Broken build caught: join_url and request_name (two urlsplit calls) on every
+    request; the names stay those of request_name."""
+    s = HttpSession(local.url, Recorder())
+    try:
+        assert s.get("/again?x=1").status_code == 200
+        joins = _counting(monkeypatch, http_module, "join_url")
+        names = _counting(monkeypatch, http_module, "request_name")
+        assert s.get("/again?x=1").status_code == 200
+        assert s.post("/again?x=1").status_code in (200, 501)
+        assert (joins, names) == ([], [])
+    finally:
+        s.close()
+    recorded = s.recorder.drain().entries
+    assert set(recorded) == {"GET /again", "POST /again"}
