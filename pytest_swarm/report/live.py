@@ -236,8 +236,8 @@ class LiveLine:
         self._lock = threading.Lock()
         self._tracks: dict[str, _Track] = {}
         self._open = ""  # the test whose redrawn line is on the terminal's current line
-        self._done: deque[str] = deque(maxlen=16)  # finished tests: a late Progress is stale
         self._drawn = 0  # its length, to blank what a shorter redraw leaves
+        self._done: deque[str] = deque(maxlen=16)  # finished tests: a late Progress is stale
         self.lines = 0  # lines printed or redrawn: tests and the docs' figures
 
     # -- the feed ---------------------------------------------------------------------------
@@ -247,6 +247,8 @@ class LiveLine:
             settings = event.settings if isinstance(event.settings, dict) else {}
             arrivals = settings.get("arrival_rate") is not None
             self._tracks[event.test] = _Track(event.name, arrivals)
+            if event.test in self._done:  # run again (a rerun plugin): live again
+                self._done.remove(event.test)
             if len(self._tracks) > 1000:  # tests that never finished (bounded all the same)
                 self._tracks.pop(next(iter(self._tracks)))
             reporter = self._reporter()

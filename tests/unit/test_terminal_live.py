@@ -300,3 +300,6 @@ def test_a_progress_after_the_end_of_its_test_is_not_drawn() -> None:
     live.on_event(LoadFinished(TEST, "test_cart", "passed", None))
     live.on_event(_progress(9.0, 10))
     assert live.lines == 1
+    live.on_event(LoadStarted(TEST, "test_cart", 10.0))  # run again (a rerun plugin)
+    live.on_event(_progress(1.0, 10))
+    assert live.lines == 3
