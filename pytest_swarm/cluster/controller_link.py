@@ -22,7 +22,6 @@ from typing import Any
 
 import zmq
 
-from ..engine.link import LiveStatus
 from ..feed import Event, Feed, LoadStarted
 from .controller_state import Control, Outbox
 from .endpoint import Endpoint, private_ipc
@@ -50,14 +49,12 @@ class Coordinator:
         advertise: str | None = None,
         interval: float = 1.0,
         heartbeat_timeout: float = 5.0,
-        live: Callable[[LiveStatus], None] | None = None,
         private_dir: str | None = None,
         feed: Feed | None = None,
     ) -> None:
         self.control = Control(
             interval=interval, heartbeat_timeout=heartbeat_timeout, progress=feed is not None
         )
-        self.live = live
         # The session's live feed: published from this thread, outside the lock (a subscriber
         # may request a stop, which takes the lock).
         self.feed = feed
@@ -265,20 +262,15 @@ class Coordinator:
             if events.get(self.socket):
                 out += self._drain()
             now = time.monotonic()
-            lines: list[LiveStatus] = []
             with self._lock:
                 out += self._pending
                 self._pending = []
                 if now >= next_tick:
                     next_tick = now + every
-                    more, lines = self.control.tick(now)
-                    out += more
+                    out += self.control.tick(now)
                 feed_events, self.control.events = self.control.events, []
                 ended, self.control.ended = self.control.ended, []
             self._send(out)
-            if self.live is not None:
-                for status in lines:
-                    self.live(status)
             self._publish(feed_events, ended)
             self.cpu_seconds = time.thread_time() - cpu0
 

@@ -18,7 +18,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..engine.link import LiveStatus, live_status, short_name
+from ..engine.link import short_name
 from ..feed import Event, LoadStarted, Progress
 from ..stats.aggregator import Aggregator
 from ..stats.snapshot import Snapshot, check_wire
@@ -69,7 +69,6 @@ class TestRun:
     end_time: float | None = None
     result_frame: bytes | None = None
     waiting: set[str] = field(default_factory=set)  # workers that asked for the result
-    next_live: float = 0.0
     problems: list[str] = field(default_factory=list)
     late: dict[str, int] = field(default_factory=dict)  # worker -> deltas refused after final
     settings: dict[str, Any] = field(default_factory=dict)  # from the first ready (the feed's)
@@ -93,7 +92,6 @@ class Control:
         *,
         interval: float = 1.0,
         heartbeat_timeout: float = 5.0,
-        live_every: float = 2.0,
         progress: bool = True,
     ) -> None:
         self.interval = interval
@@ -101,7 +99,6 @@ class Control:
         # workers); off when nobody subscribes.
         self.progress_events = progress
         self.heartbeat_timeout = heartbeat_timeout
-        self.live_every = live_every
         self.workers: dict[str, WorkerState] = {}
         self.expected: set[str] = set()  # workers the scheduler gave the load tests to
         self.runs: dict[str, TestRun] = {}
@@ -228,9 +225,9 @@ class Control:
             },
         )
 
-    def tick(self, now: float) -> tuple[Outbox, list[LiveStatus]]:
-        """Heartbeats out, silent workers declared lost, live lines of running tests, the
-        feed's Progress of each at every report interval."""
+    def tick(self, now: float) -> Outbox:
+        """Heartbeats out, silent workers declared lost, the feed's Progress of each running
+        test at every report interval (the terminal's live line and the dashboard read it)."""
         out: Outbox = []
         for name, state in list(self.workers.items()):
             if state.gone is not None:
@@ -242,23 +239,13 @@ class Control:
                 out += self.worker_down(name, f"no heartbeat for {silent:.1f}s", now)
                 continue
             out.append((name, _PONG))
-        lines = []
+        if not self.progress_events:
+            return out
         for run in self.runs.values():
-            agg = run.aggregator
-            if (
-                self.progress_events
-                and agg is not None
-                and not run.complete
-                and now >= run.next_progress
-            ):
+            if run.aggregator is not None and not run.complete and now >= run.next_progress:
                 run.next_progress = max(run.next_progress + self.interval, now)
                 self.events.append(self.progress(run, now))
-            if agg is None or run.complete or now < run.next_live:
-                continue
-            run.next_live = now + self.live_every
-            duration = self.durations.get(run.test, 0.0)
-            lines.append(live_status(agg, run.test, now, duration))
-        return out, lines
+        return out
 
     def _busy(self, worker: str) -> bool:
         """Only silence during a load test matters (between tests a worker may be busy with

@@ -36,22 +36,6 @@ class Share:
     workers: int
 
 
-@dataclass(frozen=True)
-class LiveStatus:
-    """The recent figures of a running load (``cluster/controller_state.py``'s ticks). The
-    terminal's live line is not this: it subscribes to the feed (``report/live.py``)."""
-
-    test: str
-    elapsed: float
-    duration: float
-    users: int
-    rps: float
-    p50: float
-    p95: float
-    failures: int
-    requests: int
-
-
 class Link(Protocol):
     def begin(self, test: str, spec: LoadSpec) -> Share: ...
 
@@ -64,21 +48,6 @@ class Link(Protocol):
 
     def abort(self, reason: str) -> None:
         """This process cannot take part (its setup failed before the start barrier)."""
-
-
-def live_status(agg: Aggregator, test: str, now: float, duration: float) -> LiveStatus:
-    rps, _, _, p50, p95 = agg.recent(now)
-    return LiveStatus(
-        test=test,
-        elapsed=now - agg.start,
-        duration=duration,
-        users=agg.users,
-        rps=rps,
-        p50=p50,
-        p95=p95,
-        failures=agg.failures,
-        requests=agg.requests,
-    )
 
 
 def load_settings(spec: LoadSpec, settings: dict[str, Any] | None) -> dict[str, Any]:

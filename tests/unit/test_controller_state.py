@@ -410,10 +410,10 @@ def test_heartbeat_timeout_loses_a_silent_busy_worker_but_not_an_idle_one() -> N
     swarm.final("gw2", 0)  # finished its part: idle too
     swarm.now = 3.0
     swarm.send("gw0", "ping", lag=0.0)
-    out, _ = swarm.control.tick(swarm.now)
+    out = swarm.control.tick(swarm.now)
     assert sorted(w for w, k in kinds(out) if k == "pong") == ["gw0", "gw1", "gw2", "gw3"]
     swarm.now = 7.0  # gw1, gw2, gw3 silent for 7 s; gw0 for 4 s
-    out, _ = swarm.control.tick(swarm.now)
+    out = swarm.control.tick(swarm.now)
     stops = [(w, m.body["reason"]) for w, m in sent(out) if m.kind == "stop"]
     assert stops and all(w == "gw0" and "gw1" in r and "heartbeat" in r for w, r in stops)
     states = swarm.control.workers
@@ -432,27 +432,12 @@ def test_heartbeat_timeout_at_the_barrier_releases_the_others() -> None:
     swarm.now = 4.0
     swarm.send("gw0", "ping", lag=0.0)  # gw0 is alive but has not reached the test yet
     swarm.now = 6.0
-    out, _ = swarm.control.tick(swarm.now)
+    out = swarm.control.tick(swarm.now)
     assert swarm.control.workers["gw1"].gone is not None
     assert swarm.control.workers["gw0"].gone is None
     assert ("gw0", "go") not in kinds(out)
     go = sent(swarm.ready("gw0"))
     assert go == [("gw0", Message("go", {"test": TEST, "index": 0, "workers": 1}))]
-
-
-def test_tick_emits_live_lines_for_a_running_test() -> None:
-    swarm = Swarm("gw0")
-    swarm.release()
-    swarm.now = 1.0
-    swarm.stats("gw0", 0, delta([1000, 2000], users=3))
-    _, lines = swarm.control.tick(swarm.now)
-    [line] = lines
-    assert (line.test, line.users, line.requests, line.duration) == (TEST, 3, 2, 2.0)
-    _, lines = swarm.control.tick(swarm.now + 0.5)  # before live_every
-    assert lines == []
-    swarm.final("gw0", 1)
-    _, lines = swarm.control.tick(swarm.now + 10)  # complete: no more lines
-    assert lines == []
 
 
 # -- reporter claims ----------------------------------------------------------------------------
