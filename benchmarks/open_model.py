@@ -11,10 +11,10 @@ p99 under a 1 s stall, side by side with wrk2 when a wrk2 binary is given.
 
    - ``hey -q`` (Go, ``GOMAXPROCS=1``, 50 workers each limited to rate/50 per second): a
      closed model with a rate limit, it has no schedule to be late against; a rate is
-     sustained when hey achieves at least 99 % of it.
+     sustained when hey achieves at least 98 % of it.
    - ``wrk2 -R`` (``WRK2=/path/to/wrk``; one thread, 50 connections): an open model whose
      latency is measured from each request's intended start; a rate is sustained when it
-     achieves at least 99 % of it and its corrected p99 stays within 5 ms (nginx answers in
+     achieves at least 98 % of it and its corrected p99 stays within 5 ms (nginx answers in
      well under a millisecond here, so a larger p99 is requests sent late).
 2. **Coordinated omission.** A small target of this script answers at once, except that it
    holds every request arriving within one 1 s window (4 s after its first request) until
@@ -188,7 +188,9 @@ def peers_sustained(
             continue
         for rate in rates:
             achieved, p99 = peer(tool, binary, host + "/", rate, duration)
-            ok = achieved >= 0.99 * rate and (tool == "hey" or p99 <= 0.005)
+            # 98 %: each peer's achieved rate includes its own start (wrk2's is ~1.2 % short
+            # at every rate for it), where pytest-swarm's schedule starts at the barrier.
+            ok = achieved >= 0.98 * rate and (tool == "hey" or p99 <= 0.005)
             print(
                 f"  {tool:>4} {rate:>7,.0f}/s: achieved {achieved:>9,.1f}/s, p99 "
                 f"{p99 * 1e3:7.2f} ms  {'sustained' if ok else 'NOT sustained'}",
