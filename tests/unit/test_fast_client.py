@@ -343,11 +343,15 @@ def test_an_unusable_url_is_a_failure_named_without_its_query(url: str) -> None:
 
 
 def test_timeout_is_a_failure_with_a_timeout_kind(local: Local) -> None:
+    # A deadline well past the read timeout: the default deadline equals the timeout, and a
+    # scheduling delay of a tenth of it before the request is sent (a loaded machine) would
+    # make the deadline the nearer bound, and the error its.
     rec = Recorder()
-    s = FastHttpSession(local.url, rec, timeout=0.2)
+    s = FastHttpSession(local.url, rec, timeout=0.2, deadline=30)
     try:
         r = s.get("/hang")
         assert r.status_code == 0 and isinstance(r.error, TimeoutError)
+        assert "timeout=0.2s" in str(r.error)
         r = s.get("/hang", timeout=0.1, name="hang once more")
         assert isinstance(r.error, TimeoutError) and "timeout=0.1s" in str(r.error)
         assert s.get("/").status_code == 200  # the session goes on
