@@ -437,36 +437,26 @@ class Histogram:
             >>> pooled == h.coarse()
             True
         """
-        indices, numbers, total, overflow, sum_us, min_us, max_us = checked
+        indices, numbers, total = checked[:3]
         if not total:
             return
         counts = self.counts
         get = counts.get
         for index, n in zip(map(_pool_table().__getitem__, indices), numbers, strict=True):
             counts[index] = get(index, 0) + n
-        if min_us < self.min_us or not self.total:
-            self.min_us = min_us
-        if max_us > self.max_us:
-            self.max_us = max_us
-        self.overflow += overflow
-        self.sum_us += sum_us
-        self.total += total
+        _add_figures(self, checked)
 
     def merge_checked(self, checked: CheckedWire) -> None:
         """Add a validated wire histogram (see :func:`check_wire`) without building a
         Histogram for it first: the controller's hot path."""
-        indices, numbers, total, overflow, sum_us, min_us, max_us = checked
+        indices, numbers, total = checked[:3]
         if not total:
             return
         counts = self.counts
         get = counts.get
         for index, n in zip(indices, numbers, strict=True):
             counts[index] = get(index, 0) + n
-        self.min_us = min_us if self.total == 0 else min(self.min_us, min_us)
-        self.max_us = max(self.max_us, max_us)
-        self.overflow += overflow
-        self.sum_us += sum_us
-        self.total += total
+        _add_figures(self, checked)
 
     # -- export in the hdrhistogram package's own format -------------------------------------
     def to_hdr(self) -> HdrHistogram:
@@ -487,6 +477,19 @@ class Histogram:
         """The standard compressed base64 HDR form (readable by every HdrHistogram library)."""
         encoded = self.to_hdr().encode()
         return encoded.decode("ascii") if isinstance(encoded, bytes) else str(encoded)
+
+
+def _add_figures(into: Histogram | Accumulator, checked: CheckedWire) -> None:
+    """Add a validated wire histogram's total, overflow, sum, min and max (not its buckets)."""
+    _, _, total, overflow, sum_us, min_us, max_us = checked
+    # Plain comparisons rather than min()/max() calls: this runs for every (worker, name).
+    if min_us < into.min_us or not into.total:
+        into.min_us = min_us
+    if max_us > into.max_us:
+        into.max_us = max_us
+    into.overflow += overflow
+    into.sum_us += sum_us
+    into.total += total
 
 
 # Buckets past which an Accumulator keeps its counts in a dense list (~186 KB: no more than
@@ -534,7 +537,7 @@ class Accumulator:
             >>> acc.histogram() == h and second == h.coarse()
             True
         """
-        indices, numbers, total, overflow, sum_us, min_us, max_us = checked
+        indices, numbers, total = checked[:3]
         if not total:
             return
         dense = self.dense
@@ -556,13 +559,7 @@ class Accumulator:
                     pooled_counts[key] = pooled_get(key, 0) + n
                 if len(counts) > DENSE_AT:
                     self._densify()
-            if min_us < pooled.min_us or not pooled.total:
-                pooled.min_us = min_us
-            if max_us > pooled.max_us:
-                pooled.max_us = max_us
-            pooled.overflow += overflow
-            pooled.sum_us += sum_us
-            pooled.total += total
+            _add_figures(pooled, checked)
         elif dense is not None:
             for index, n in zip(indices, numbers, strict=True):
                 dense[index] += n
@@ -573,15 +570,7 @@ class Accumulator:
                 counts[index] = get(index, 0) + n
             if len(counts) > DENSE_AT:
                 self._densify()
-        # Plain comparisons rather than min()/max() calls: this runs for every (worker, name).
-        if min_us < self.min_us or not self.total:
-            self.min_us = min_us
-        if max_us > self.max_us:
-            self.max_us = max_us
-        if overflow:
-            self.overflow += overflow
-        self.sum_us += sum_us
-        self.total += total
+        _add_figures(self, checked)
 
     def merge_histogram(self, h: Histogram) -> None:
         counts = h.counts
