@@ -17,11 +17,12 @@ the recording clock.
   status test, ``self.recorder.record(name, elapsed, size)``) and of ``fast_http``'s
   (``clients/fast.py``), each net of the same method without them; and the least any recording
   can do: a clock pair and a ``record`` call through local names;
-- ``with measure(name): pass``, the same setting ``m.size``, and a ``@measure(name)``
+- ``with measure(name): pass`` (the C block where it was built, and the pure-Python one),
+  the same setting ``m.size``, and a ``@measure(name)``
   function (net of calling the undecorated function; one with named parameters, and one
   taking ``*args, **kwargs``, which gets the generic wrapper).
 
-``--breakdown`` adds where a ``with measure(name)`` block's nanoseconds go: the same block
+``--breakdown`` adds where a pure-Python block's nanoseconds go: the same block
 built up step by step from an empty ``with`` on a fresh object.
 
 Run:  python benchmarks/recording.py [--requests 50000] [--rounds 15] [--breakdown]
@@ -43,7 +44,11 @@ from pytest_swarm import measure, timing
 from pytest_swarm.clients.fast import FastResponse
 from pytest_swarm.clients.http import _size
 from pytest_swarm.stats.recorder import Recorder
-from pytest_swarm.timing import recording
+from pytest_swarm.timing import PyMeasurement, recording
+
+# Which implementation ``measure`` is here: the C one (pytest_swarm/_speedups.c) where it was
+# built, else the pure-Python class (SWARM_PURE_PYTHON=1 also asks for it).
+BLOCK = "C" if timing.ACCELERATED else "pure Python"
 
 NAMES = ("GET /", "GET /items", "POST /cart")
 BODY = b"x" * 100
@@ -211,6 +216,12 @@ def main() -> None:
                 with measure(name):
                     pass
 
+    def py_measure_block() -> None:
+        with recording(Recorder()):
+            for name, _s in pairs:
+                with PyMeasurement(name):
+                    pass
+
     def measure_block_sized() -> None:
         with recording(Recorder()):
             for name, _s in pairs:
@@ -276,7 +287,8 @@ def main() -> None:
         ("http request path's recording", http_path, http_unrecorded),
         ("fast_http request path's recording", fast_path, fast_unrecorded),
         ("floor: clock pair + record, local names", floor_path, empty_loop),
-        ("with measure(name): pass", measure_block, empty_loop),
+        (f"with measure(name): pass [{BLOCK}]", measure_block, empty_loop),
+        ("with measure(name): pass [pure Python]", py_measure_block, empty_loop),
         ("with measure(name) as m: m.size = 100", measure_block_sized, empty_loop),
         ("@measure(name) def f(x), net of the call", calls_timed, calls_plain),
         ("@measure(name) def f(*args, **kwargs), net", calls_timed_any, calls_plain_any),
@@ -302,7 +314,8 @@ def main() -> None:
         ("the floor", "floor: clock pair + record, local names"),
     ]
     for what, label in [
-        ("a measure block", "with measure(name): pass"),
+        (f"a measure block [{BLOCK}]", f"with measure(name): pass [{BLOCK}]"),
+        ("a measure block [pure Python]", "with measure(name): pass [pure Python]"),
         ("a measure block with m.size", "with measure(name) as m: m.size = 100"),
         ("a measured call", "@measure(name) def f(x), net of the call"),
     ]:
@@ -310,8 +323,9 @@ def main() -> None:
         print(f"{what} costs {ratios}")
 
 
-# --breakdown: the block built up step by step. The last step is Measurement as it stands;
-# the steps before it are copies cut short (keep them in step with pytest_swarm/timing.py).
+# --breakdown: the pure-Python block built up step by step. The last step is PyMeasurement as
+# it stands; the steps before it are copies cut short (keep them in step with
+# pytest_swarm/timing.py). The C block has no such steps to show: it is one C call per step.
 
 
 class _Empty:
@@ -389,7 +403,7 @@ def breakdown_rows(
         for _name, _s in pairs:
             pass
 
-    def block_of(cls: type[_Empty] | type[_Init]) -> Callable[[], None]:
+    def block_of(cls: type[_Empty] | type[_Init] | type[PyMeasurement]) -> Callable[[], None]:
         def blocks() -> None:
             with recording(Recorder()):
                 for name, _s in pairs:
@@ -410,7 +424,7 @@ def breakdown_rows(
         ("  + __init__'s name test and 5 slots", block_of(_Init), empty_loop),
         ("  + __enter__: entered-twice test, clock", block_of(_Enter), empty_loop),
         ("  + __exit__: clock, elapsed, tests", block_of(_Exit), empty_loop),
-        ("  + recorder.record = with measure(name)", block_of(measure), empty_loop),
+        ("  + recorder.record = the pure-Python block", block_of(PyMeasurement), empty_loop),
     ]
 
 

@@ -32,12 +32,14 @@ Rules:
   fit them raises ``TypeError`` before anything is timed, and is no sample (nothing ran).
 
 Cost (``python benchmarks/recording.py --breakdown``): a block is one object, two clock reads
-and one ``Recorder.record`` call; the common case (no verdict, no exception) takes one test in
-``__exit__``, everything else is in :func:`_settle`. What it costs beyond ``http``'s recording
-is CPython's price for a ``with`` on a fresh object (allocating it, and three calls into
-Python code: ``__init__``, ``__enter__``, ``__exit__``), which no pure-Python context manager
-avoids. The decorator builds no block object: its wrapper is compiled once per parameter list
-with the function's own parameters, so a call through it is a plain call.
+and one ``Recorder.record`` call, about 0.7x what ``http``'s request path spends recording a
+request. That holds for the C block (``pytest_swarm/_speedups.c``), which ``measure`` is where
+the optional extension was compiled: in pure Python (:class:`PyMeasurement`, the fallback)
+CPython's price for a ``with`` on a fresh object (allocating it, and three calls into Python
+code: ``__init__``, ``__enter__``, ``__exit__``) makes a block about 1.4x. Both share the
+uncommon cases (a verdict, an exception: :func:`_settle`), the checks and the decorator, which
+builds no block object: its wrapper is compiled once per parameter list with the function's
+own parameters, so a call through it is a plain call.
 """
 
 from __future__ import annotations
@@ -47,12 +49,13 @@ import inspect
 import keyword
 import linecache
 import operator
+import os
 import types
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from time import perf_counter
 from types import TracebackType
-from typing import ParamSpec, TypeVar, cast
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar, cast
 
 from .clients.common import error_message
 from .stats.recorder import MAX_NAME_LENGTH, Recorder
@@ -136,9 +139,13 @@ def _settle(
         exc._swarm_recorded = True  # type: ignore[attr-defined]
 
 
-class Measurement:
+class PyMeasurement:
     """One timed block: ``measure(name)``. Usable once as a ``with`` block, or as a decorator
     (each call of the decorated function is then a block of its own).
+
+    This is the pure-Python implementation; :data:`Measurement` is the C one from
+    ``pytest_swarm._speedups`` where it was built (the same behaviour, at about half the cost),
+    and this class otherwise.
 
     Example:
         >>> with measure("query") as m:
@@ -183,7 +190,7 @@ class Measurement:
             raise TypeError(f"measure({self.name!r}).failure() takes a message or an exception")
         self._verdict = reason
 
-    def __enter__(self) -> Measurement:
+    def __enter__(self) -> PyMeasurement:
         if self._start:
             # Two greenlets in one block object would share its clock and verdict.
             raise RuntimeError(
@@ -212,14 +219,19 @@ class Measurement:
         function cannot reach one anyway), only the clock pair and the record."""
         if self._start:
             raise RuntimeError(f"measure({self.name!r}) is a block in use, not a decorator")
-        params, call = _signature_of(func)
-        timed = _wrapper_factory(params, call)(func, self.name, perf_counter, _settle)
-        if params != _ANY:
-            # The wrapper takes func's parameters by name: the same defaults make it bind a
-            # call exactly as func would (the same objects, so mutable defaults stay shared).
-            timed.__defaults__ = func.__defaults__
-            timed.__kwdefaults__ = func.__kwdefaults__
-        return cast("Callable[P, R]", functools.wraps(func)(timed))
+        return _decorate(self.name, func)
+
+
+def _decorate(name: str, func: Callable[P, R]) -> Callable[P, R]:
+    """``func`` timed as a block named ``name`` per call (both implementations' decorator)."""
+    params, call = _signature_of(func)
+    timed = _wrapper_factory(params, call)(func, name, perf_counter, _settle)
+    if params != _ANY:
+        # The wrapper takes func's parameters by name: the same defaults make it bind a
+        # call exactly as func would (the same objects, so mutable defaults stay shared).
+        timed.__defaults__ = func.__defaults__
+        timed.__kwdefaults__ = func.__kwdefaults__
+    return cast("Callable[P, R]", functools.wraps(func)(timed))
 
 
 # The decorator's wrapper, compiled once per parameter list. A wrapper taking
@@ -308,6 +320,28 @@ def _wrapper_factory(params: str, call: str) -> Callable[..., types.FunctionType
     return make
 
 
+def _accelerated() -> type[Any] | None:
+    """The C implementation, bound to this module's functions, or None where it was not built
+    (or ``SWARM_PURE_PYTHON=1`` asks for the pure-Python one)."""
+    if os.environ.get("SWARM_PURE_PYTHON", "") not in ("", "0"):
+        return None
+    try:
+        from . import _speedups
+    except ImportError:
+        return None
+    # It reads _active from this module's globals at each block, as the decorator does.
+    _speedups.bind(globals(), _settle, _checked_name, _checked_size, _decorate, MAX_SIZE)
+    return _speedups.Measurement
+
+
+_fast = _accelerated()
+ACCELERATED = _fast is not None
+"""Whether ``measure`` blocks run in C (``pytest_swarm._speedups`` was built and is used)."""
+if TYPE_CHECKING:
+    Measurement = PyMeasurement
+else:
+    Measurement = _fast or PyMeasurement
+
 measure = Measurement
 """Time the block (or each call of the decorated function) as one sample named ``name``:
 ``with measure("redis GET"): ...`` (the class itself: calling it is the cheapest way to make a
@@ -319,4 +353,12 @@ def is_recording() -> bool:
     return _active is not None
 
 
-__all__ = ["MAX_SIZE", "Measurement", "is_recording", "measure", "recording"]
+__all__ = [
+    "ACCELERATED",
+    "MAX_SIZE",
+    "Measurement",
+    "PyMeasurement",
+    "is_recording",
+    "measure",
+    "recording",
+]

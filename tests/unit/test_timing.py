@@ -2,17 +2,94 @@
 
 from __future__ import annotations
 
+import doctest
+import gc
 import inspect
-from collections.abc import Callable
+import os
+import time
+import weakref
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pytest_swarm import measure
+from pytest_swarm import measure, timing
 from pytest_swarm.stats.recorder import Recorder
-from pytest_swarm.timing import MAX_NAME, MAX_SIZE, is_recording, recording
+from pytest_swarm.timing import MAX_NAME, MAX_SIZE, PyMeasurement, is_recording, recording
+
+IMPLEMENTATIONS = {"python": PyMeasurement}
+if timing.ACCELERATED:
+    IMPLEMENTATIONS["c"] = timing.Measurement
+
+
+@pytest.fixture(scope="module", autouse=True, params=sorted(IMPLEMENTATIONS))
+def implementation(request: pytest.FixtureRequest) -> Iterator[str]:
+    """Every test here runs against the C block (where it was built) and the pure-Python one:
+    the module's ``measure`` is each in turn."""
+    global measure
+    default, measure = measure, IMPLEMENTATIONS[request.param]
+    try:
+        yield request.param
+    finally:
+        measure = default
+
+
+def test_the_c_block_is_built_where_ci_requires_it() -> None:
+    # .ci/run sets this: a CI machine must not pass by silently falling back to Python.
+    if os.environ.get("SWARM_REQUIRE_SPEEDUPS") != "1":
+        pytest.skip("SWARM_REQUIRE_SPEEDUPS=1 is not set")
+    assert timing.ACCELERATED, "pytest_swarm._speedups was not built or failed to import"
+    assert timing.measure("x").__class__ is not PyMeasurement
+
+
+def test_module_doctests() -> None:
+    assert doctest.testmod(timing).failed == 0
+
+
+def test_elapsed_is_in_seconds_on_perf_counters_clock() -> None:
+    # The C block reads the monotonic clock itself: wrong units or another clock would show.
+    before = time.perf_counter()
+    with measure("clock") as m:
+        sum(range(1000))
+    after = time.perf_counter()
+    assert 0 < m.elapsed <= after - before
+
+
+def test_the_name_may_be_given_by_keyword_and_nothing_else_is_taken() -> None:
+    assert measure(name="kw").name == "kw"
+    with pytest.raises(TypeError):
+        measure()  # type: ignore[call-arg]
+    with pytest.raises(TypeError):
+        measure("a", "b")  # type: ignore[call-arg]
+    with pytest.raises(TypeError):
+        measure(label="a")  # type: ignore[call-arg]
+
+
+def test_size_cannot_be_deleted() -> None:
+    m = measure("sized")
+    with pytest.raises(AttributeError):
+        del m.size
+
+
+def test_a_failure_whose_traceback_holds_the_block_is_collected() -> None:
+    # exception -> traceback -> frame -> m -> its verdict -> exception: a cycle, which only
+    # the garbage collector can free (a C block that hid its verdict from it would leak).
+    class Held(ValueError):
+        pass  # a subclass, for a weak reference (builtin exceptions take none)
+
+    def fail() -> weakref.ref[BaseException]:
+        m = measure("cycle")
+        try:
+            raise Held("held")
+        except Held as exc:
+            m.failure(exc)
+            return weakref.ref(exc)
+
+    ref = fail()
+    gc.collect()
+    assert ref() is None
 
 
 def counts(recorder: Recorder) -> dict[str, tuple[int, int]]:
