@@ -92,11 +92,13 @@ class FastResponse:
     """
 
     __slots__ = (
+        "_arrived",
         "_coding",
         "_cookies",
         "_headers",
         "_raw",
         "_rest",
+        "_sent",
         "content",
         "elapsed",
         "error",
@@ -127,6 +129,10 @@ class FastResponse:
         self._coding = coding  # Content-Encoding of ``content`` while not decoded yet
         self._cookies = False  # a Set-Cookie (or Set-Cookie2) header came
         self._rest: Reading | None = None  # a streamed body's reading, while not at its end
+        # perf_counter() times: the request began going out (its connection's opening, if it
+        # had to open one) and its answer's last bytes were there to read (Reading._recv).
+        self._sent = 0.0
+        self._arrived = 0.0
 
     @property
     def headers(self) -> dict[str, str]:
@@ -380,7 +386,10 @@ class FastHttpSession:
                 return CatchFastResponse(response, self.recorder, name, elapsed)
             self.recorder.record_failure(name, elapsed, type(exc).__name__, error_message(exc))
             return response
-        elapsed = time.perf_counter() - start
+        # The request's time on the wire: from its first byte going out to its answer's last
+        # bytes being there, not the Python around it (building it, decoding the answer), as
+        # wrk times a request. Redirects followed count from the first request's start.
+        elapsed = response._arrived - response._sent
         response.elapsed = elapsed
         if catch_response:
             return CatchFastResponse(response, self.recorder, name, elapsed)
@@ -429,8 +438,13 @@ class FastHttpSession:
         deadline: float,
         allow_redirects: bool,
     ) -> FastResponse:
+        sent = 0.0
         for _ in range(_MAX_REDIRECTS + 1):
             response = self._roundtrip(method, route, target, headers, body, timeout, deadline)
+            if sent:
+                response._sent = sent  # a redirect's answer: timed from the first request
+            else:
+                sent = response._sent
             if not allow_redirects or response.status_code not in _REDIRECTS:
                 return response
             location = response.headers.get("location")
@@ -548,10 +562,13 @@ class FastHttpSession:
                     # answer: sent again only when sending twice is harmless.
                     if method not in _IDEMPOTENT:
                         raise
+        opened = time.perf_counter()
         if deadline is not None and connect_timeout is None:
-            connect_timeout = max(deadline - time.perf_counter(), 1e-6)
+            connect_timeout = max(deadline - opened, 1e-6)
         conn = self._connect(key, route, proxy, connect_timeout)
-        return self._exchange(conn, key, data, method, timeout, deadline, target, stream)
+        response = self._exchange(conn, key, data, method, timeout, deadline, target, stream)
+        response._sent = opened  # a new connection's opening is part of the request's time
+        return response
 
     def _drop(self, key: tuple[str, str, int]) -> None:
         conn = self._connections.pop(key, None)
@@ -623,6 +640,8 @@ class FastHttpSession:
         response = FastResponse(status, reason, raw, content, url, None, coding)
         response._cookies = cookies
         response._rest = rest
+        response._sent = reading.sent
+        response._arrived = reading.arrived
         return response
 
     def release(self, key: tuple[str, str, int], reading: Reading) -> None:

@@ -51,6 +51,7 @@ class Reading:
     """
 
     __slots__ = (
+        "arrived",
         "conn",
         "deadline",
         "deadline_first",
@@ -58,6 +59,7 @@ class Reading:
         "fresh",
         "parse",
         "received",
+        "sent",
         "timeout",
         "wait",
     )
@@ -82,6 +84,10 @@ class Reading:
         # Nothing received since the request went: the answer cannot be there yet, so the
         # first receive waits before it reads (a receive that fails costs an exception).
         self.fresh = False
+        # perf_counter() times of the request's send and of its answer's last bytes: what the
+        # fast client reports as the request's time (see _recv for why not the time it ends).
+        self.sent = 0.0
+        self.arrived = 0.0
 
     def send(self, data: bytes) -> None:
         """Send the request (``StaleConnection`` when a reused connection turns out closed)."""
@@ -98,6 +104,7 @@ class Reading:
         self.wait = wait
         reused, conn.used = conn.used, True
         raw = conn.raw
+        self.sent = time.perf_counter()
         try:
             # One plain send nearly always takes the whole request; the waiting layers are
             # only paid when it does not.
@@ -125,25 +132,42 @@ class Reading:
 
     def _recv(self) -> bytes:
         """One receive of up to 64 KiB, waiting at most ``self.wait`` for bytes
-        (``TimeoutError`` when none came in time)."""
+        (``TimeoutError`` when none came in time). Sets ``arrived``: when these bytes were
+        there to be read.
+
+        After a wait, that is the moment the event loop came back from its poll and found them,
+        not the moment this greenlet got its turn: the users whose answers came in the same
+        poll run one after the other, and the last one's figure would otherwise include the
+        others' Python (at 10 users, about as much as the server's own jitter). Without a wait,
+        it is the moment of the receive (the bytes may have come earlier: never later).
+        """
         conn = self.conn
         raw = conn.raw
         if raw is None:
             sock = conn.sock
             if sock.gettimeout() != self.wait:
                 sock.settimeout(self.wait)
-            return sock.recv(_RECV)
+            chunk: bytes = sock.recv(_RECV)
+            self.arrived = time.perf_counter()
+            return chunk
         if self.fresh:
             self.fresh = False
-            if not _wait_readable(conn.watcher, self.wait):
+            woke = _wait_readable(conn.watcher, self.wait)
+            if not woke:
                 raise TimeoutError
+            # A wake-up that no poll made (another greenlet switched here) has an older stamp.
+            self.arrived = woke if woke > self.sent else time.perf_counter()
+        else:
+            self.arrived = time.perf_counter()
         while True:
             try:
                 return raw.recv(_RECV)  # type: ignore[no-any-return]
             except BlockingIOError:
                 pass
-            if not _wait_readable(conn.watcher, self.wait):
+            woke = _wait_readable(conn.watcher, self.wait)
+            if not woke:
                 raise TimeoutError
+            self.arrived = woke if woke > self.sent else time.perf_counter()
 
     def step(self) -> bool:
         """One receive fed to the parser; True when the response is complete (or delimited by
@@ -246,10 +270,39 @@ _READY = object()  # what the read watcher passes back
 _LATE = object()  # what the timer passes back
 
 
-def _wait_readable(watcher: Any, wait: float | None) -> bool:
+class PollClock:
+    """The ``perf_counter()`` time at which the event loop last came back from its poll.
+
+    A libev check watcher runs once per loop iteration, after the poll and before the
+    callbacks of the watchers that poll made ready; it runs at the highest priority, so before
+    any of them whatever their order, and it holds no reference on the loop (the hub still
+    ends when nothing else is left). One per hub, made on the first wait in it.
+    """
+
+    __slots__ = ("at", "watcher")
+
+    def __init__(self, loop: Any) -> None:
+        self.at = time.perf_counter()
+        self.watcher = loop.check(ref=False, priority=2)  # EV_MAXPRI
+        self.watcher.start(self._stamp)
+
+    def _stamp(self) -> None:
+        self.at = time.perf_counter()
+
+
+def poll_clock(hub: Any) -> PollClock:
+    """``hub``'s :class:`PollClock`, made on first use."""
+    clock: PollClock | None = getattr(hub, "_swarm_poll_clock", None)
+    if clock is None:
+        clock = hub._swarm_poll_clock = PollClock(hub.loop)
+    return clock
+
+
+def _wait_readable(watcher: Any, wait: float | None) -> float:
     """Block the calling greenlet until ``watcher`` (a gevent read watcher) fires or ``wait``
-    seconds pass (None: no bound); False when the time ran out (any other wake-up is True:
-    the caller's receive finds out, and waits again when there is nothing).
+    seconds pass (None: no bound). The time of the poll that woke it (:class:`PollClock`), or
+    0.0 when the time ran out (any other wake-up counts as woken: the caller's receive finds
+    out, and waits again when there is nothing).
 
     What gevent's own wait does, without its ``Timeout`` object: one libev timer, closed on
     every way out (a ``GreenletExit`` thrown in while waiting included).
@@ -259,16 +312,17 @@ def _wait_readable(watcher: Any, wait: float | None) -> bool:
         # connection); gevent's own wait raises its ConcurrentObjectUseError for it.
         raise ConcurrentObjectUseError(f"another greenlet is already waiting on {watcher!r}")
     hub = get_hub()
+    clock = poll_clock(hub)
     switch = getcurrent().switch
     watcher.start(switch, _READY)
     try:
         if wait is None:
             hub.switch()
-            return True
+            return clock.at
         timer = hub.loop.timer(wait)
         try:
             timer.start(switch, _LATE)
-            return hub.switch() is not _LATE
+            return 0.0 if hub.switch() is _LATE else clock.at
         finally:
             timer.close()
     finally:
