@@ -1,4 +1,8 @@
-/* The measure block in C: pytest_swarm.timing's Measurement with the same behaviour.
+/* Two hot paths in C, each with a pure-Python twin that is used where this is not built:
+ * the measure block (pytest_swarm.timing) and the fast client's parser callbacks
+ * (pytest_swarm.clients.wire, further down).
+ *
+ * The measure block: pytest_swarm.timing's Measurement with the same behaviour.
  *
  * Why C: a pure-Python ``with measure(name):`` costs CPython's price for a with-block on a
  * fresh object (allocation and three calls into Python code: __init__, __enter__, __exit__),
@@ -356,6 +360,456 @@ static PyTypeObject BlockType = {
     .tp_vectorcall = block_vectorcall,
 };
 
+/* -- ResponseParse: pytest_swarm.clients.wire's httptools callbacks ---------------------------
+ *
+ * llhttp (through httptools) calls these once per response part: the status, each header, the
+ * end of the head, each body piece, the end of the message. As Python methods they are about a
+ * dozen interpreter frames per response, an eighth of the fast client's instructions per
+ * request; as C methods httptools calls them without one. The logic is wire.py's
+ * PyResponseParse, line for line (keep the two in step); tests/unit/test_wire_parse.py runs
+ * the same responses through both and compares every field.
+ */
+
+static PyObject *new_parser;     /* wire._new_parser(parse) -> an httptools parser */
+static PyObject *trailing_bytes; /* wire.TrailingBytes */
+static PyObject *headers_too_large; /* errors.HeadersTooLarge */
+static Py_ssize_t max_headers;   /* wire.MAX_HEADERS */
+static PyObject *str_get_status_code, *str_should_keep_alive, *empty_str, *empty_bytes;
+
+typedef struct {
+    PyObject_HEAD
+    PyObject *headers; /* [(name, value)] as bytes */
+    PyObject *body;    /* [bytes] */
+    PyObject *reason;  /* str */
+    PyObject *coding;  /* bytes: the last Content-Encoding */
+    PyObject *parser;  /* the httptools parser feeding this object */
+    Py_ssize_t size;
+    Py_ssize_t max_body;
+    int status;
+    char done, complete, headers_done, too_large, keep_alive, chunked, close_after, cookies,
+        head_only;
+} Parse;
+
+static PyTypeObject ParseType;
+
+/* ASCII case-insensitive equality of bytes with a lower-case literal of the same length. */
+static int
+lower_equals(PyObject *name, const char *lower, Py_ssize_t n)
+{
+    if (!PyBytes_Check(name) || PyBytes_GET_SIZE(name) != n) {
+        return 0;
+    }
+    const char *s = PyBytes_AS_STRING(name);
+    for (Py_ssize_t i = 0; i < n; i++) {
+        char c = s[i];
+        if (c >= 'A' && c <= 'Z') {
+            c = (char)(c - 'A' + 'a');
+        }
+        if (c != lower[i]) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+static int
+parse_reset_fields(Parse *self)
+{
+    PyObject *headers = PyList_New(0), *body = PyList_New(0);
+    if (headers == NULL || body == NULL) {
+        Py_XDECREF(headers);
+        Py_XDECREF(body);
+        return -1;
+    }
+    Py_XSETREF(self->headers, headers);
+    Py_XSETREF(self->body, body);
+    Py_INCREF(empty_str);
+    Py_XSETREF(self->reason, empty_str);
+    Py_INCREF(empty_bytes);
+    Py_XSETREF(self->coding, empty_bytes);
+    self->size = 0;
+    self->done = self->complete = self->headers_done = self->too_large = 0;
+    self->keep_alive = self->chunked = self->close_after = self->cookies = 0;
+    self->status = 0;
+    return 0;
+}
+
+static int
+parse_renew_parser(Parse *self)
+{
+    PyObject *parser = PyObject_CallOneArg(new_parser, (PyObject *)self);
+    if (parser == NULL) {
+        return -1;
+    }
+    Py_XSETREF(self->parser, parser);
+    return 0;
+}
+
+static PyObject *
+parse_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
+{
+    if (PyTuple_GET_SIZE(args) || (kwargs != NULL && PyDict_GET_SIZE(kwargs))) {
+        PyErr_SetString(PyExc_TypeError, "ResponseParse() takes no arguments");
+        return NULL;
+    }
+    if (new_parser == NULL) {
+        PyErr_SetString(PyExc_RuntimeError,
+                        "pytest_swarm._speedups is used before pytest_swarm.clients.wire bound it");
+        return NULL;
+    }
+    Parse *self = (Parse *)type->tp_alloc(type, 0);
+    if (self == NULL) {
+        return NULL;
+    }
+    self->max_body = 0;
+    self->head_only = 0;
+    if (parse_reset_fields(self) < 0 || parse_renew_parser(self) < 0) {
+        Py_DECREF(self);
+        return NULL;
+    }
+    return (PyObject *)self;
+}
+
+static int
+parse_traverse(Parse *self, visitproc visit, void *arg)
+{
+    Py_VISIT(self->headers);
+    Py_VISIT(self->body);
+    Py_VISIT(self->parser); /* the parser holds this object's bound callbacks: a cycle */
+    return 0;
+}
+
+static int
+parse_clear(Parse *self)
+{
+    Py_CLEAR(self->headers);
+    Py_CLEAR(self->body);
+    Py_CLEAR(self->parser);
+    return 0;
+}
+
+static void
+parse_dealloc(Parse *self)
+{
+    PyObject_GC_UnTrack(self);
+    parse_clear(self);
+    Py_CLEAR(self->reason);
+    Py_CLEAR(self->coding);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+static PyObject *
+parse_reset(Parse *self, PyObject *Py_UNUSED(ignored))
+{
+    if (parse_reset_fields(self) < 0) {
+        return NULL;
+    }
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+parse_renew(Parse *self, PyObject *Py_UNUSED(ignored))
+{
+    if (parse_renew_parser(self) < 0 || parse_reset_fields(self) < 0) {
+        return NULL;
+    }
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+parse_drop_body(Parse *self, PyObject *Py_UNUSED(ignored))
+{
+    PyObject *body = PyList_New(0);
+    if (body == NULL) {
+        return NULL;
+    }
+    Py_XSETREF(self->body, body);
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+parse_on_message_begin(Parse *self, PyObject *Py_UNUSED(ignored))
+{
+    if (self->done) {
+        /* Bytes after the complete response, in the same read: the connection cannot be
+         * trusted with another request. */
+        self->keep_alive = 0;
+        PyErr_SetNone(trailing_bytes);
+        return NULL;
+    }
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+parse_on_status(Parse *self, PyObject *status)
+{
+    if (!PyBytes_Check(status)) {
+        PyErr_SetString(PyExc_TypeError, "on_status takes bytes");
+        return NULL;
+    }
+    PyObject *reason =
+        PyUnicode_DecodeLatin1(PyBytes_AS_STRING(status), PyBytes_GET_SIZE(status), NULL);
+    if (reason == NULL) {
+        return NULL;
+    }
+    Py_XSETREF(self->reason, reason);
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+parse_on_header(Parse *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 2) {
+        PyErr_SetString(PyExc_TypeError, "on_header takes (name, value)");
+        return NULL;
+    }
+    if (self->headers_done) {
+        Py_RETURN_NONE; /* a chunked body's trailer fields: not headers of the response */
+    }
+    PyObject *name = args[0], *value = args[1];
+    PyObject *pair = PyTuple_Pack(2, name, value);
+    if (pair == NULL) {
+        return NULL;
+    }
+    int failed = PyList_Append(self->headers, pair);
+    Py_DECREF(pair);
+    if (failed) {
+        return NULL;
+    }
+    if (!PyBytes_Check(name)) {
+        Py_RETURN_NONE;
+    }
+    switch (PyBytes_GET_SIZE(name)) {
+    case 17:
+        if (lower_equals(name, "transfer-encoding", 17)) {
+            self->chunked = 1;
+        }
+        break;
+    case 16:
+        if (lower_equals(name, "content-encoding", 16)) {
+            Py_INCREF(value);
+            Py_XSETREF(self->coding, value);
+        }
+        break;
+    case 10:
+        if (lower_equals(name, "set-cookie", 10)) {
+            self->cookies = 1;
+        }
+        break;
+    case 11:
+        if (lower_equals(name, "set-cookie2", 11)) {
+            self->cookies = 1;
+        }
+        break;
+    }
+    Py_RETURN_NONE;
+}
+
+/* parser.get_status_code(), or -1 with an exception set. */
+static int
+parser_status(Parse *self)
+{
+    PyObject *code = PyObject_CallMethodNoArgs(self->parser, str_get_status_code);
+    if (code == NULL) {
+        return -1;
+    }
+    long status = PyLong_AsLong(code);
+    Py_DECREF(code);
+    if (status == -1 && PyErr_Occurred()) {
+        return -1;
+    }
+    return (int)status;
+}
+
+/* parser.should_keep_alive() and not close_after: 1, 0, or -1 with an exception set. */
+static int
+parser_keeps_alive(Parse *self)
+{
+    PyObject *keep = PyObject_CallMethodNoArgs(self->parser, str_should_keep_alive);
+    if (keep == NULL) {
+        return -1;
+    }
+    int truth = PyObject_IsTrue(keep);
+    Py_DECREF(keep);
+    if (truth < 0) {
+        return -1;
+    }
+    return truth && !self->close_after;
+}
+
+static PyObject *
+parse_on_headers_complete(Parse *self, PyObject *Py_UNUSED(ignored))
+{
+    self->headers_done = 1;
+    Py_ssize_t count = PyList_GET_SIZE(self->headers);
+    if (count > max_headers) {
+        PyObject *message =
+            PyUnicode_FromFormat("more than %zd response headers", max_headers);
+        if (message != NULL) {
+            PyErr_SetObject(headers_too_large, message);
+            Py_DECREF(message);
+        }
+        return NULL;
+    }
+    int status = parser_status(self);
+    if (status < 0) {
+        return NULL;
+    }
+    if (self->chunked) {
+        for (Py_ssize_t i = 0; i < count; i++) {
+            PyObject *pair = PyList_GET_ITEM(self->headers, i);
+            if (PyTuple_Check(pair) && PyTuple_GET_SIZE(pair) == 2
+                && lower_equals(PyTuple_GET_ITEM(pair, 0), "content-length", 14)) {
+                /* Chunked wins over Content-Length, and such a message may hide a second
+                 * one: the connection is not reused (RFC 9112 6.3). */
+                self->close_after = 1;
+                break;
+            }
+        }
+    }
+    if (self->head_only && !(100 <= status && status < 200)) {
+        /* A response to HEAD has no body whatever its Content-Length says. */
+        int keep = parser_keeps_alive(self);
+        if (keep < 0) {
+            return NULL;
+        }
+        self->keep_alive = (char)keep;
+        self->status = status;
+        self->done = 1;
+    }
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+parse_on_body(Parse *self, PyObject *body)
+{
+    if (!PyBytes_Check(body)) {
+        PyErr_SetString(PyExc_TypeError, "on_body takes bytes");
+        return NULL;
+    }
+    self->size += PyBytes_GET_SIZE(body);
+    if (self->size > self->max_body) {
+        if (!self->too_large) {
+            self->too_large = 1;
+            PyObject *empty = PyList_New(0); /* freed now, not when an exception's frames go */
+            if (empty == NULL) {
+                return NULL;
+            }
+            Py_XSETREF(self->body, empty);
+        }
+    }
+    else if (!self->too_large) {
+        if (PyList_Append(self->body, body) < 0) {
+            return NULL;
+        }
+    }
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+parse_on_message_complete(Parse *self, PyObject *Py_UNUSED(ignored))
+{
+    int status = parser_status(self);
+    if (status < 0) {
+        return NULL;
+    }
+    if (100 <= status && status < 200 && status != 101) {
+        /* An interim response (100 Continue, 103 Early Hints): the final one follows. */
+        PyObject *headers = PyList_New(0);
+        if (headers == NULL) {
+            return NULL;
+        }
+        Py_XSETREF(self->headers, headers);
+        self->headers_done = 0;
+        self->chunked = 0;
+        Py_INCREF(empty_bytes);
+        Py_XSETREF(self->coding, empty_bytes);
+        self->cookies = 0;
+        Py_RETURN_NONE;
+    }
+    self->complete = 1;
+    if (self->done) {
+        Py_RETURN_NONE; /* a HEAD response, ended at its headers already */
+    }
+    /* Read here: llhttp resets its state once the message is complete. */
+    int keep = parser_keeps_alive(self);
+    if (keep < 0) {
+        return NULL;
+    }
+    self->keep_alive = (char)keep;
+    self->status = status;
+    self->done = 1;
+    Py_RETURN_NONE;
+}
+
+static PyMethodDef parse_methods[] = {
+    {"reset", (PyCFunction)parse_reset, METH_NOARGS, "Ready for the next response."},
+    {"renew", (PyCFunction)parse_renew, METH_NOARGS,
+     "A fresh llhttp state (after a parser error the old one is unusable)."},
+    {"drop_body", (PyCFunction)parse_drop_body, METH_NOARGS, "Let go of the partial body now."},
+    {"on_message_begin", (PyCFunction)parse_on_message_begin, METH_NOARGS, NULL},
+    {"on_status", (PyCFunction)parse_on_status, METH_O, NULL},
+    {"on_header", (PyCFunction)(void (*)(void))parse_on_header, METH_FASTCALL, NULL},
+    {"on_headers_complete", (PyCFunction)parse_on_headers_complete, METH_NOARGS, NULL},
+    {"on_body", (PyCFunction)parse_on_body, METH_O, NULL},
+    {"on_message_complete", (PyCFunction)parse_on_message_complete, METH_NOARGS, NULL},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyMemberDef parse_members[] = {
+    {"headers", T_OBJECT_EX, offsetof(Parse, headers), 0, NULL},
+    {"body", T_OBJECT_EX, offsetof(Parse, body), 0, NULL},
+    {"reason", T_OBJECT_EX, offsetof(Parse, reason), 0, NULL},
+    {"coding", T_OBJECT_EX, offsetof(Parse, coding), 0, NULL},
+    {"parser", T_OBJECT_EX, offsetof(Parse, parser), 0, NULL},
+    {"size", T_PYSSIZET, offsetof(Parse, size), 0, NULL},
+    {"max_body", T_PYSSIZET, offsetof(Parse, max_body), 0, NULL},
+    {"status", T_INT, offsetof(Parse, status), 0, NULL},
+    {"done", T_BOOL, offsetof(Parse, done), 0, NULL},
+    {"complete", T_BOOL, offsetof(Parse, complete), 0, NULL},
+    {"headers_done", T_BOOL, offsetof(Parse, headers_done), 0, NULL},
+    {"too_large", T_BOOL, offsetof(Parse, too_large), 0, NULL},
+    {"keep_alive", T_BOOL, offsetof(Parse, keep_alive), 0, NULL},
+    {"chunked", T_BOOL, offsetof(Parse, chunked), 0, NULL},
+    {"close_after", T_BOOL, offsetof(Parse, close_after), 0, NULL},
+    {"cookies", T_BOOL, offsetof(Parse, cookies), 0, NULL},
+    {"head_only", T_BOOL, offsetof(Parse, head_only), 0, NULL},
+    {NULL, 0, 0, 0, NULL},
+};
+
+static PyTypeObject ParseType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "pytest_swarm.clients.wire.ResponseParse",
+    .tp_basicsize = sizeof(Parse),
+    .tp_dealloc = (destructor)parse_dealloc,
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC,
+    .tp_doc = "httptools callbacks for one response, and the parser feeding them (in C).",
+    .tp_traverse = (traverseproc)parse_traverse,
+    .tp_clear = (inquiry)parse_clear,
+    .tp_methods = parse_methods,
+    .tp_members = parse_members,
+    .tp_new = parse_new,
+};
+
+static PyObject *
+speedups_bind_wire(PyObject *Py_UNUSED(module), PyObject *args)
+{
+    PyObject *new_parser_, *trailing_, *too_large_;
+    Py_ssize_t max_headers_;
+    if (!PyArg_ParseTuple(args, "OOOn:bind_wire", &new_parser_, &trailing_, &too_large_,
+                          &max_headers_)) {
+        return NULL;
+    }
+    Py_INCREF(new_parser_);
+    Py_XSETREF(new_parser, new_parser_);
+    Py_INCREF(trailing_);
+    Py_XSETREF(trailing_bytes, trailing_);
+    Py_INCREF(too_large_);
+    Py_XSETREF(headers_too_large, too_large_);
+    max_headers = max_headers_;
+    Py_RETURN_NONE;
+}
+
 static PyObject *
 speedups_bind(PyObject *Py_UNUSED(module), PyObject *args)
 {
@@ -380,6 +834,9 @@ speedups_bind(PyObject *Py_UNUSED(module), PyObject *args)
 }
 
 static PyMethodDef speedups_methods[] = {
+    {"bind_wire", speedups_bind_wire, METH_VARARGS,
+     "bind_wire(new_parser, TrailingBytes, HeadersTooLarge, max_headers): the Python side of "
+     "ResponseParse (pytest_swarm.clients.wire calls this once)."},
     {"bind", speedups_bind, METH_VARARGS,
      "bind(timing_globals, settle, checked_name, checked_size, decorate, max_size): "
      "the Python side of the block (pytest_swarm.timing calls this once)."},
@@ -389,7 +846,8 @@ static PyMethodDef speedups_methods[] = {
 static struct PyModuleDef speedups_module = {
     PyModuleDef_HEAD_INIT,
     .m_name = "pytest_swarm._speedups",
-    .m_doc = "C implementation of pytest_swarm.timing.Measurement (optional).",
+    .m_doc = "C implementations of pytest_swarm.timing.Measurement and "
+             "pytest_swarm.clients.wire.ResponseParse (optional).",
     .m_size = -1,
     .m_methods = speedups_methods,
 };
@@ -403,7 +861,15 @@ PyInit__speedups(void)
     if (str_active == NULL || str_record == NULL || zero == NULL) {
         return NULL;
     }
-    if (PyType_Ready(&BlockType) < 0) {
+    str_get_status_code = PyUnicode_InternFromString("get_status_code");
+    str_should_keep_alive = PyUnicode_InternFromString("should_keep_alive");
+    empty_str = PyUnicode_FromString("");
+    empty_bytes = PyBytes_FromStringAndSize("", 0);
+    if (str_get_status_code == NULL || str_should_keep_alive == NULL || empty_str == NULL
+        || empty_bytes == NULL) {
+        return NULL;
+    }
+    if (PyType_Ready(&BlockType) < 0 || PyType_Ready(&ParseType) < 0) {
         return NULL;
     }
     PyObject *module = PyModule_Create(&speedups_module);
@@ -413,6 +879,12 @@ PyInit__speedups(void)
     Py_INCREF(&BlockType);
     if (PyModule_AddObject(module, "Measurement", (PyObject *)&BlockType) < 0) {
         Py_DECREF(&BlockType);
+        Py_DECREF(module);
+        return NULL;
+    }
+    Py_INCREF(&ParseType);
+    if (PyModule_AddObject(module, "ResponseParse", (PyObject *)&ParseType) < 0) {
+        Py_DECREF(&ParseType);
         Py_DECREF(module);
         return NULL;
     }

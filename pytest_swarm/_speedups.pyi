@@ -30,3 +30,39 @@ def bind(
     max_size: int,
     /,
 ) -> None: ...
+
+class ResponseParse:
+    headers: list[tuple[bytes, bytes]]
+    body: list[bytes]
+    reason: str
+    coding: bytes
+    parser: Any
+    size: int
+    max_body: int
+    status: int
+    done: bool
+    complete: bool
+    headers_done: bool
+    too_large: bool
+    keep_alive: bool
+    chunked: bool
+    close_after: bool
+    cookies: bool
+    head_only: bool
+    def reset(self) -> None: ...
+    def renew(self) -> None: ...
+    def drop_body(self) -> None: ...
+    def on_message_begin(self) -> None: ...
+    def on_status(self, status: bytes, /) -> None: ...
+    def on_header(self, name: bytes, value: bytes, /) -> None: ...
+    def on_headers_complete(self) -> None: ...
+    def on_body(self, body: bytes, /) -> None: ...
+    def on_message_complete(self) -> None: ...
+
+def bind_wire(
+    new_parser: Callable[[Any], Any],
+    trailing_bytes: type[BaseException],
+    headers_too_large: type[BaseException],
+    max_headers: int,
+    /,
+) -> None: ...

@@ -13,7 +13,8 @@ such a head once, on that error path only.
 
 from __future__ import annotations
 
-from typing import Any
+import os
+from typing import TYPE_CHECKING, Any
 
 import httptools
 
@@ -28,8 +29,14 @@ class TrailingBytes(Exception):
     """Raised in the parser's callback when bytes follow a complete response."""
 
 
-class ResponseParse:
-    """httptools callbacks for one response, and the parser feeding them."""
+class PyResponseParse:
+    """httptools callbacks for one response, and the parser feeding them.
+
+    This is the pure-Python implementation; :data:`ResponseParse` is the C one from
+    ``pytest_swarm._speedups`` where it was built (the same logic, line for line: httptools
+    then calls C methods instead of a dozen Python frames per response), and this class
+    otherwise.
+    """
 
     __slots__ = (
         "body",
@@ -156,10 +163,30 @@ class ResponseParse:
         self.done = True
 
 
-def _new_parser(parse: ResponseParse) -> Any:
+def _new_parser(parse: PyResponseParse) -> Any:
     parser = httptools.HttpResponseParser(parse)
     parser.set_dangerous_leniencies(lenient_chunked_length=True)
     return parser
+
+
+def _accelerated() -> type[Any] | None:
+    """The C ResponseParse, bound to this module, or None where it was not built (or
+    ``SWARM_PURE_PYTHON=1`` asks for the pure-Python one)."""
+    if os.environ.get("SWARM_PURE_PYTHON", "") not in ("", "0"):
+        return None
+    try:
+        from .. import _speedups
+    except ImportError:
+        return None
+    _speedups.bind_wire(_new_parser, TrailingBytes, HeadersTooLarge, MAX_HEADERS)
+    return _speedups.ResponseParse
+
+
+_fast = _accelerated()
+if TYPE_CHECKING:
+    ResponseParse = PyResponseParse
+else:
+    ResponseParse = _fast or PyResponseParse
 
 
 class ParserPool:
