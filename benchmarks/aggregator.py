@@ -9,6 +9,7 @@ and a final delta. The script reports the controller thread's CPU per second and
 from exactly the same values.
 
 Run:  python benchmarks/aggregator.py [--workers 500 --names 20 --seconds 10]
+      (SWARM_PURE_PYTHON=1 measures the pure-Python merge loop where the C one was built)
 
 It also measures what the merge costs xdist's own event loop: a thread standing in for it calls
 into the coordinator (``has_hello``, as the controller's hooks call its small lock-protected
@@ -39,6 +40,7 @@ from pytest_swarm import __version__
 from pytest_swarm.cluster.controller_link import Coordinator
 from pytest_swarm.cluster.wire import decode, encode
 from pytest_swarm.feed import Feed, Progress
+from pytest_swarm.stats import histogram
 from pytest_swarm.stats.histogram import Histogram
 from pytest_swarm.stats.snapshot import Snapshot
 
@@ -279,6 +281,8 @@ def main() -> None:
     )
     print(f"merged (worker, name) deltas: {merged_entries:,}; requests merged: {merged.total:,}")
     print(f"controller thread CPU: {cpu:.2f}s = {load:.1f}% of one core over the run")
+    loop = "C (pytest_swarm.stats._merge)" if histogram.ACCELERATED else "pure Python"
+    print(f"merge loop: {loop}")
     print(f"messages the controller dropped: {rejected}")
     print(f"a hook's call into the coordinator (xdist's loop) waited: {probe.summary()}")
     print(f"  the longest began {probe.worst_at - t0:.1f}s into the run (wall {wall:.1f}s)")

@@ -21,14 +21,15 @@ Example:
 
 from __future__ import annotations
 
+import os
 import sys
 from array import array
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from functools import cache
 from itertools import accumulate, compress, count, islice
 from operator import ge, mul
-from typing import Any
+from typing import Any, NamedTuple
 
 from hdrh.histogram import HdrHistogram
 
@@ -131,14 +132,23 @@ def pack(hists: Iterable[Histogram]) -> bytes:
 def unpack(data: Any, n: int) -> list[CheckedWire]:
     """Parse and validate a :func:`pack` blob of ``n`` histograms.
 
-    Raises ``ValueError`` on anything inconsistent: the data may come off the network. An
-    ``array`` parses the bytes in C and holds only unsigned integers (nothing can be
+    Raises ``ValueError`` on anything inconsistent: the data may come off the network. The
+    controller does this for every delta of every worker (1,000 workers x 20 request names a
+    second: see benchmarks/aggregator.py), in C where ``pytest_swarm.stats._merge`` was built
+    (:data:`ACCELERATED`), else in :func:`_py_unpack`: the same checks in the same order, the
+    same errors, equal results."""
+    return _unpack(data, n)
+
+
+def _py_unpack(data: Any, n: int) -> list[CheckedWire]:
+    """:func:`unpack` in pure Python (the reference the C one is tested against).
+
+    An ``array`` parses the bytes in C and holds only unsigned integers (nothing can be
     negative). The checks of every bucket run over all histograms at once through ``map``
     and builtins (no bytecode per bucket); the checks of each histogram's own figures then
     run in one loop over the histograms: a delta's histograms are small (tens of buckets),
     and one iteration doing every check costs less than a dozen ``map`` passes of a few
-    items each. The controller does this for every delta of every worker (1,000 workers x
-    20 request names a second: see benchmarks/aggregator.py)."""
+    items each."""
     if type(data) is not bytes or len(data) % 8 or len(data) > MAX_PACKED_BYTES:
         raise ValueError("histograms: expected a blob of 8-byte integers")
     values = array("Q")
@@ -243,6 +253,111 @@ def _pool_table() -> list[int]:
     """The pool (:meth:`Histogram.coarse`'s key) of every bucket index a checked histogram
     can hold: one C-level lookup per bucket instead of an OR and a ``min`` call."""
     return [min(i | _COARSE_MASK, _TOP_INDEX) for i in range(_TOP_INDEX + 1)]
+
+
+def _py_accumulate(
+    into: dict[int, int] | list[int],
+    pooled: dict[int, int] | None,
+    indices: Iterable[int],
+    numbers: Iterable[int],
+) -> None:
+    """Add each (bucket index, count) pair into ``into`` (sparse counts, or a dense list of
+    every index) and, unless None, into ``pooled`` in coarse form (the pool's key, as
+    :meth:`Histogram.coarse` has it): one pass over the buckets for both, the controller's
+    per-name add (a run's totals and its timeline second)."""
+    if pooled is not None:
+        pooled_get = pooled.get
+        pool = _pool_table()
+        if isinstance(into, list):
+            for index, n in zip(indices, numbers, strict=True):
+                into[index] += n
+                key = pool[index]
+                pooled[key] = pooled_get(key, 0) + n
+        else:
+            get = into.get
+            for index, n in zip(indices, numbers, strict=True):
+                into[index] = get(index, 0) + n
+                key = pool[index]
+                pooled[key] = pooled_get(key, 0) + n
+    elif isinstance(into, list):
+        for index, n in zip(indices, numbers, strict=True):
+            into[index] += n
+    else:
+        get = into.get
+        for index, n in zip(indices, numbers, strict=True):
+            into[index] = get(index, 0) + n
+
+
+def _py_add_pooled(counts: dict[int, int], indices: Iterable[int], numbers: Iterable[int]) -> None:
+    """``counts[pool of i] += n`` for each (bucket index, count) pair: a wire histogram added
+    in its coarse form (:meth:`Histogram.coarse`'s keys)."""
+    get = counts.get
+    for index, n in zip(map(_pool_table().__getitem__, indices), numbers, strict=True):
+        counts[index] = get(index, 0) + n
+
+
+class Kernels(NamedTuple):
+    """The controller's merge loop, one implementation: :func:`unpack` and the bucket adds
+    every wire histogram goes through (into the run's totals, sparse or dense, and into its
+    timeline second in coarse form: :func:`_py_accumulate`; into the total's second:
+    :func:`_py_add_pooled`)."""
+
+    unpack: Callable[[Any, int], list[CheckedWire]]
+    accumulate: Callable[
+        [dict[int, int] | list[int], dict[int, int] | None, Iterable[int], Iterable[int]], None
+    ]
+    add_pooled: Callable[[dict[int, int], Iterable[int], Iterable[int]], None]
+
+
+def _c_kernels() -> Kernels | None:
+    """The C implementation (``pytest_swarm/stats/_merge.c``), configured with this module's
+    layout and bounds, or None where it was not built."""
+    try:
+        from . import _merge
+    except ImportError:
+        return None
+    _merge.configure(
+        _TOP_INDEX,
+        _HALF_MAGNITUDE,
+        COARSE_BITS,
+        HIGHEST_US,
+        MAX_VALUE_US,
+        MAX_SUM_US,
+        MAX_PACKED_BYTES,
+    )
+    return Kernels(_merge.unpack, _merge.accumulate, _merge.add_pooled)
+
+
+IMPLEMENTATIONS: dict[str, Kernels] = {
+    "python": Kernels(_py_unpack, _py_accumulate, _py_add_pooled)
+}
+"""Every implementation of the merge loop available here: "python" always, "c" where it was
+built (the tests run against each, see :func:`use`)."""
+_built = _c_kernels()
+if _built is not None:
+    IMPLEMENTATIONS["c"] = _built
+
+# The implementation in use: module globals, so that every caller reads the current one.
+_unpack, _accumulate, _add_pooled = IMPLEMENTATIONS["python"]
+_current = "python"
+
+
+def use(name: str) -> str:
+    """Switch the merge loop to implementation ``name`` (a key of :data:`IMPLEMENTATIONS`);
+    returns the one in use before. Both give equal results and raise the same errors."""
+    global _unpack, _accumulate, _add_pooled, _current, ACCELERATED
+    previous = _current
+    _unpack, _accumulate, _add_pooled = IMPLEMENTATIONS[name]
+    _current = name
+    ACCELERATED = name == "c"
+    return previous
+
+
+ACCELERATED = False
+"""Whether the merge loop runs in C (``pytest_swarm.stats._merge`` was built, and
+``SWARM_PURE_PYTHON=1`` does not ask for the pure-Python one)."""
+if "c" in IMPLEMENTATIONS and os.environ.get("SWARM_PURE_PYTHON", "") in ("", "0"):
+    use("c")
 
 
 def check_wire(data: Any) -> CheckedWire:
@@ -440,10 +555,7 @@ class Histogram:
         indices, numbers, total = checked[:3]
         if not total:
             return
-        counts = self.counts
-        get = counts.get
-        for index, n in zip(map(_pool_table().__getitem__, indices), numbers, strict=True):
-            counts[index] = get(index, 0) + n
+        _add_pooled(self.counts, indices, numbers)
         _add_figures(self, checked)
 
     def merge_checked(self, checked: CheckedWire) -> None:
@@ -452,10 +564,7 @@ class Histogram:
         indices, numbers, total = checked[:3]
         if not total:
             return
-        counts = self.counts
-        get = counts.get
-        for index, n in zip(indices, numbers, strict=True):
-            counts[index] = get(index, 0) + n
+        _accumulate(self.counts, None, indices, numbers)
         _add_figures(self, checked)
 
     # -- export in the hdrhistogram package's own format -------------------------------------
@@ -540,36 +649,16 @@ class Accumulator:
         indices, numbers, total = checked[:3]
         if not total:
             return
-        dense = self.dense
-        if pooled is not None:
-            pooled_counts = pooled.counts
-            pooled_get = pooled_counts.get
-            pool = _pool_table()
-            if dense is not None:
-                for index, n in zip(indices, numbers, strict=True):
-                    dense[index] += n
-                    key = pool[index]
-                    pooled_counts[key] = pooled_get(key, 0) + n
-            else:
-                counts = self.counts
-                get = counts.get
-                for index, n in zip(indices, numbers, strict=True):
-                    counts[index] = get(index, 0) + n
-                    key = pool[index]
-                    pooled_counts[key] = pooled_get(key, 0) + n
-                if len(counts) > DENSE_AT:
-                    self._densify()
-            _add_figures(pooled, checked)
-        elif dense is not None:
-            for index, n in zip(indices, numbers, strict=True):
-                dense[index] += n
+        # One pass over the buckets for both adds (in C where it was built: see Kernels).
+        if self.dense is not None:
+            _accumulate(self.dense, None if pooled is None else pooled.counts, indices, numbers)
         else:
             counts = self.counts
-            get = counts.get
-            for index, n in zip(indices, numbers, strict=True):
-                counts[index] = get(index, 0) + n
+            _accumulate(counts, None if pooled is None else pooled.counts, indices, numbers)
             if len(counts) > DENSE_AT:
                 self._densify()
+        if pooled is not None:
+            _add_figures(pooled, checked)
         _add_figures(self, checked)
 
     def merge_histogram(self, h: Histogram) -> None:

@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from merge_implementations import merge_implementation  # noqa: F401  (autouse)
 
 import pytest_swarm.stats.aggregator as aggregator_module
 from pytest_swarm.stats.aggregator import Aggregator

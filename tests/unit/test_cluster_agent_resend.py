@@ -16,6 +16,7 @@ from typing import Any
 import gevent
 import msgpack
 import pytest
+from merge_implementations import merge_implementation  # noqa: F401  (autouse)
 
 from pytest_swarm.cluster import agent as agent_module
 from pytest_swarm.cluster.agent import Agent, AgentLink, LinkError

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from merge_implementations import merge_implementation  # noqa: F401  (autouse)
 from test_controller_state import TEST, Swarm, delta, kinds, result_of, sent, yes_answers
 
 from pytest_swarm import __version__

@@ -36,6 +36,7 @@ import pytest
 from hdrh.histogram import HdrHistogram
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
+from merge_implementations import merge_implementation  # noqa: F401  (autouse)
 
 from pytest_swarm.stats import histogram as histogram_module
 from pytest_swarm.stats.histogram import (

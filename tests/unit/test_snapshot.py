@@ -11,6 +11,7 @@ import msgpack
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from merge_implementations import merge_implementation  # noqa: F401  (autouse)
 
 import pytest_swarm.stats.snapshot as snapshot_module
 from pytest_swarm.stats.histogram import HIGHEST_US, Histogram, pack

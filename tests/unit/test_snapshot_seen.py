@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from merge_implementations import merge_implementation  # noqa: F401  (autouse)
 
 from pytest_swarm import PROTOCOL_VERSION
 from pytest_swarm.cluster.controller_state import Control

@@ -12,6 +12,7 @@ import msgpack
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from merge_implementations import merge_implementation  # noqa: F401  (autouse)
 
 import pytest_swarm.cluster.wire as wire_module
 from pytest_swarm import PROTOCOL_VERSION
