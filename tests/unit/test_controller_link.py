@@ -16,6 +16,7 @@ from typing import Any
 import msgpack
 import pytest
 import zmq
+from merge_implementations import merge_implementation  # noqa: F401  (autouse)
 from zmq.utils.monitor import recv_monitor_message
 
 import pytest_swarm.cluster.endpoint as endpoint_module
@@ -23,6 +24,8 @@ from pytest_swarm import PROTOCOL_VERSION
 from pytest_swarm.cluster.controller_link import BindError, Coordinator
 from pytest_swarm.cluster.endpoint import private_ipc
 from pytest_swarm.cluster.wire import MAX_FRAME, Message, decode, encode
+from pytest_swarm.feed import Feed
+from pytest_swarm.stats.snapshot import Snapshot
 
 WAIT = 5.0  # upper bound for anything that should happen at once
 SILENCE = 1.0  # how long a refused peer is watched for a reply
@@ -391,3 +394,40 @@ def test_a_private_directory_made_by_the_caller_is_removed_at_close() -> None:
     finally:
         coordinator.close()
     assert not os.path.exists(directory)
+
+
+def test_results_and_progress_are_built_outside_the_coordinators_lock(
+    make_coordinator: Callable[..., Coordinator],
+    dealer: DealerFactory,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A merged result takes tens of ms with 1,000 workers: xdist's hooks, which take the
+    coordinator's lock, must not wait for one (the end of a run, every Progress)."""
+    coordinator = make_coordinator(interval=0.2, feed=Feed())
+    control = coordinator.control
+    held: dict[str, list[bool]] = {"result": [], "progress": []}
+    build, progress = control._result_frame, control.progress
+
+    def spy_build(run: Any, now: float) -> bytes:
+        held["result"].append(coordinator._lock.locked())
+        return build(run, now)
+
+    def spy_progress(run: Any, now: float) -> Any:
+        held["progress"].append(coordinator._lock.locked())
+        return progress(run, now)
+
+    monkeypatch.setattr(control, "_result_frame", spy_build)
+    monkeypatch.setattr(control, "progress", spy_progress)
+    sock = dealer(coordinator.endpoint.address, "gw0")
+    sock.send(hello("gw0"))
+    receive_kind(sock, "welcome")
+    coordinator.expect("gw0")
+    sock.send(encode("ready", test="t.py::test_load", users=1, duration=1.0, settings={}))
+    receive_kind(sock, "go")
+    wait_until(lambda: bool(held["progress"]))  # one per interval
+    body = {"seq": 0, "delta": Snapshot().to_wire(), "cpu": 1.0, "lag": 0.0, "lost": 0}
+    sock.send(encode("final", test="t.py::test_load", **body))
+    sock.send(encode("result?", test="t.py::test_load"))
+    assert receive_kind(sock, "result").body["test"] == "t.py::test_load"
+    assert held["result"] == [False]
+    assert held["progress"] and not any(held["progress"])

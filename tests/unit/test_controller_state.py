@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from merge_implementations import merge_implementation  # noqa: F401  (autouse)
 
 from pytest_swarm.cluster.controller_state import Control, Outbox, rank
 from pytest_swarm.cluster.wire import Message, decode, encode
@@ -600,3 +601,43 @@ def test_a_resent_delta_already_merged_is_acknowledged_without_decoding_it_again
     run = swarm.control.runs[TEST]
     assert run.aggregator is not None and run.aggregator.duplicates == 1
     assert swarm.control.rejected == 0 and run.aggregator.requests == 1
+
+
+# -- results built by the caller (the coordinator, outside its lock) ----------------------------
+
+
+def test_with_defer_a_complete_runs_result_is_left_to_the_caller_and_then_sent() -> None:
+    swarm = Swarm("gw0", "gw1")
+    swarm.control.defer = True
+    swarm.release()
+    swarm.final("gw0", 0, delta([1000]))
+    assert kinds(swarm.ask("gw0")) == []  # still running: gw0 waits for the result
+    out = swarm.final("gw1", 0, delta([3000]))
+    assert kinds(out) == [("gw1", "ack")]  # complete, but nothing built yet
+    run = swarm.control.runs[TEST]
+    assert run.result_frame is None
+    assert kinds(swarm.ask("gw1")) == []  # asked while it is built: answered when it is
+    swarm.final("gw1", 0, delta([3000]))  # a resent final: the result is queued once
+    assert swarm.control.ended == []
+    unbuilt, swarm.control.unbuilt = swarm.control.unbuilt, []  # what the coordinator does
+    assert unbuilt == [(run, swarm.now)]
+    frame = swarm.control.build_result(run, swarm.now)
+    out = swarm.control.result_built(run, frame)
+    assert sorted(kinds(out)) == [("gw0", "result"), ("gw1", "result")]
+    assert result_of(out, "gw0")["snapshot"] == result_of(out, "gw1")["snapshot"]
+    assert swarm.control.ended == [TEST]
+    assert [(w, m.kind) for w, m in sent(swarm.ask("gw0"))] == [("gw0", "result")]
+    assert swarm.control.unbuilt == []
+
+
+def test_with_defer_progress_is_left_to_the_caller() -> None:
+    swarm = Swarm("gw0")
+    swarm.control.defer = True
+    swarm.release()
+    swarm.control.events.clear()
+    swarm.stats("gw0", 0, delta([1000, 2000]))
+    swarm.control.tick(1.0)
+    assert swarm.control.events == []
+    [(run, when)] = swarm.control.progress_due
+    progress = swarm.control.progress(run, when)
+    assert progress.elapsed == 1.0 and progress.result.total.count == 2
