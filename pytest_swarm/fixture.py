@@ -10,7 +10,7 @@ Example:
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -67,38 +67,41 @@ def swarm_user() -> UserInfo:
 
 
 @pytest.fixture
-def http(request: pytest.FixtureRequest, swarm_user: UserInfo) -> Iterator[HttpSession]:
+def http(request: pytest.FixtureRequest, swarm_user: UserInfo) -> HttpSession:
     """A ``requests.Session`` per virtual user that records every request (see
     ``pytest_swarm.clients.http``)."""
     from .clients.http import HttpSession
 
-    session = _user_client(request, swarm_user, HttpSession)
-    yield session
-    session.close()
+    session: HttpSession = _user_client(request, swarm_user, HttpSession)
+    return session
 
 
 @pytest.fixture
-def fast_http(request: pytest.FixtureRequest, swarm_user: UserInfo) -> Iterator[FastHttpSession]:
+def fast_http(request: pytest.FixtureRequest, swarm_user: UserInfo) -> FastHttpSession:
     """A fast HTTP/1.1 client per virtual user (gevent sockets + httptools), for
     throughput-bound tests; same recording and failure semantics as ``http`` (see
     ``pytest_swarm.clients.fast``)."""
     from .clients.fast import FastHttpSession
 
-    session = _user_client(request, swarm_user, FastHttpSession)
-    yield session
-    session.close()
+    session: FastHttpSession = _user_client(request, swarm_user, FastHttpSession)
+    return session
 
 
 def _user_client(request: pytest.FixtureRequest, swarm_user: UserInfo, factory: Any) -> Any:
-    """One user's client of either kind, aimed at the target, recording for this user."""
+    """One user's client of either kind, aimed at the target, recording for this user, and
+    closed at the user's teardown. A finalizer rather than a ``yield``: a suspended
+    generator keeps its frame (and the user's ``request``) for the whole life of the user,
+    about half a KiB of each idle user."""
     options = get_options(request.config)
-    return factory(
+    session = factory(
         target_url(request),
         swarm_user.recorder,
         timeout=options.timeout,
         max_body=options.max_body,
         deadline=options.request_deadline,
     )
+    request.addfinalizer(session.close)
+    return session
 
 
 class Swarm:

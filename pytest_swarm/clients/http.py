@@ -34,10 +34,13 @@ from http import cookiejar
 from typing import Any, ClassVar
 
 import requests
-from requests.cookies import RequestsCookieJar, merge_cookies
+from requests.cookies import RequestsCookieJar, cookiejar_from_dict, merge_cookies
 from requests.exceptions import RequestException
+from requests.hooks import default_hooks
+from requests.models import DEFAULT_REDIRECT_LIMIT
 from requests.sessions import merge_hooks, merge_setting
 from requests.structures import CaseInsensitiveDict
+from requests.utils import default_headers
 
 from ..defaults import DEFAULT_MAX_BODY, DEFAULT_TIMEOUT
 from ..stats.recorder import Recorder
@@ -55,6 +58,34 @@ __all__ = [
 ]
 
 _CHUNK = 256 * 1024
+_UNSET: Any = object()  # an argument the test did not give (None means none: a timeout)
+
+# requests' default headers with this client's Accept-Encoding (only what the transport
+# decodes; requests would also offer zstd when installed), made once: each user's headers
+# start as a copy of its store, sharing the (name, value) pairs, which are never changed in
+# place (setting a header replaces its pair in that user's own store).
+_HEADERS = default_headers()
+_HEADERS["Accept-Encoding"] = ACCEPT_ENCODING
+
+
+def _default_headers() -> CaseInsensitiveDict[str]:
+    """A new ``CaseInsensitiveDict`` equal to requests' default headers (this client's
+    Accept-Encoding), sharing the template's (immutable) entries.
+
+    Example:
+        >>> h = _default_headers()
+        >>> h["accept-encoding"] == ACCEPT_ENCODING and h["Accept"] == "*/*"
+        True
+        >>> h["Accept"] = "text/plain"; _HEADERS["Accept"]
+        '*/*'
+    """
+    headers: CaseInsensitiveDict[str] = CaseInsensitiveDict()
+    store = getattr(_HEADERS, "_store", None)
+    if isinstance(store, OrderedDict) and isinstance(getattr(headers, "_store", None), dict):
+        headers._store = OrderedDict(store)  # type: ignore[attr-defined]
+    else:  # another requests' layout: its own copy
+        headers.update(_HEADERS)
+    return headers
 
 
 class HttpSession(requests.Session):
@@ -69,7 +100,22 @@ class HttpSession(requests.Session):
         max_body: int = DEFAULT_MAX_BODY,
         deadline: float | None = None,
     ) -> None:
-        super().__init__()
+        # requests.Session.__init__'s settings, without the two HTTPAdapters (each with its
+        # urllib3 PoolManager) it mounts only for the transport to replace them at once: a
+        # few KiB of garbage per user, made by thousands of users spawning together
+        # (what the allocators keep of such a burst stays in the process's RSS).
+        # test_http_client checks that every attribute requests sets is set here too.
+        self.headers = _default_headers()  # type: ignore[assignment]
+        self.auth = None
+        self.proxies = {}
+        self.hooks = default_hooks()
+        self.params = {}
+        self.stream = False
+        self.verify = True
+        self.cert = None
+        self.max_redirects = DEFAULT_REDIRECT_LIMIT
+        self.cookies = cookiejar_from_dict({})  # type: ignore[no-untyped-call]
+        self.adapters = OrderedDict()
         self.base_url = base_url
         self.recorder = recorder
         self.default_timeout = timeout
@@ -83,8 +129,6 @@ class HttpSession(requests.Session):
         self._transport = adapter = FastTransportAdapter(max_body=max_body)
         self.mount("https://", adapter)
         self.mount("http://", adapter)
-        # Only what the transport decodes (requests would also offer zstd when installed).
-        self.headers["Accept-Encoding"] = ACCEPT_ENCODING
 
     def prepare_request(self, request: requests.Request) -> requests.PreparedRequest:
         """requests' own preparation, without three costs of a plain request (about a third
@@ -141,8 +185,28 @@ class HttpSession(requests.Session):
         url: str | bytes,
         name: str | None = None,
         catch_response: bool = False,
-        **kwargs: Any,
+        *,
+        params: Any = None,
+        data: Any = None,
+        headers: Any = None,
+        cookies: Any = None,
+        files: Any = None,
+        auth: Any = None,
+        timeout: Any = _UNSET,
+        allow_redirects: bool = True,
+        proxies: Any = None,
+        hooks: Any = None,
+        stream: Any = None,
+        verify: Any = None,
+        cert: Any = None,
+        json: Any = None,
+        deadline: Any = _UNSET,
     ) -> Any:
+        """requests' ``Session.request`` (same arguments and steps), timed and recorded,
+        and ``name=`` / ``catch_response=`` / ``deadline=`` as well. Its steps are written
+        out here rather than called: one Python frame less on the deepest path of a user's
+        request, which decides how many pages of its greenlet's frame stack stay resident
+        for as long as the user lives (4 KiB each, see engine/crowd.py)."""
         method = method.decode() if isinstance(method, bytes) else method
         url = url.decode() if isinstance(url, bytes) else url
         joined = _JOINED.get((self.base_url, url))
@@ -155,14 +219,37 @@ class HttpSession(requests.Session):
         name = name or f"{method.upper()}{path_name}"
         # The product's finite default when the test does not say; timeout=None (no read
         # timeout) is requests' meaning when it does.
-        kwargs.setdefault("timeout", self.default_timeout)
-        deadline = kwargs.pop("deadline", self.default_deadline)
-        user_stream = bool(kwargs.pop("stream", False))
+        if timeout is _UNSET:
+            timeout = self.default_timeout
+        if deadline is _UNSET:
+            deadline = self.default_deadline
+        user_stream = bool(stream)
         start = time.perf_counter()
         transport = self._transport
         transport.until = None if deadline is None else start + deadline
         try:
-            response = super().request(method, full_url, stream=True, **kwargs)
+            # requests.Session.request: the Request, prepared, the environment's settings
+            # merged (the body is always streamed from the transport: read below, bounded).
+            prepared = self.prepare_request(
+                requests.Request(
+                    method=method.upper(),
+                    url=full_url,
+                    headers=headers,
+                    files=files,
+                    data=data or {},
+                    json=json,
+                    params=params or {},
+                    auth=auth,
+                    cookies=cookies,
+                    hooks=hooks,
+                )
+            )
+            settings = self.merge_environment_settings(
+                prepared.url, proxies or {}, True, verify, cert
+            )
+            response = self.send(
+                prepared, timeout=timeout, allow_redirects=allow_redirects, **settings
+            )
             if not user_stream:
                 self._read_body(response)
         except RequestException as exc:

@@ -74,6 +74,8 @@ class HeadersTooLarge(RequestsConnectionError):
     """The response head exceeded the bound on header bytes or count."""
 
 
+_NOT_RECORDING = Recorder()  # the transports' clients' (see FastTransportAdapter)
+
 _BAD_TIMEOUT = (
     "Invalid timeout {0}. Pass a (connect, read) timeout tuple, or a single float to set both "
     "timeouts to the same value."
@@ -326,7 +328,10 @@ class FastTransportAdapter(BaseAdapter):
 
     def __init__(self, max_body: int = DEFAULT_MAX_BODY, deadline: float | None = None) -> None:
         super().__init__()
-        self._client = FastHttpSession(None, Recorder(), max_body=max_body)
+        # Only the client's exchange() is used here, which records nothing (the http client
+        # records): one recorder for every user's transport rather than one each (a recorder
+        # and its snapshot cost about a KiB per idle user).
+        self._client = FastHttpSession(None, _NOT_RECORDING, max_body=max_body)
         self.max_body = max_body
         self.deadline = deadline
         self.until: float | None = None

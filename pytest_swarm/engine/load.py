@@ -7,8 +7,9 @@ fixture form (``swarm.run(fn)``, possibly a weighted mix of functions).
 from __future__ import annotations
 
 import random
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 from ..spec import LoadSpec
@@ -33,14 +34,19 @@ class Task:
 
 
 class PytestUser:
-    """One virtual user: its own fixture instances and the body (or weighted bodies)."""
+    """One virtual user: its own fixture instances and the body (or weighted bodies).
 
-    __slots__ = ("_calls", "_weights", "fixtures", "tasks")
+    ``iterate`` (run the body once) is a ``functools.partial`` of the body and its
+    arguments, not a method: the runner calls the body with no frame of this class in
+    between, one frame less on the deepest path of every request (see engine/crowd.py: the
+    pages of a greenlet's frame stack that were touched stay resident while it lives).
+    """
+
+    __slots__ = ("fixtures", "iterate", "tasks")
 
     def __init__(self, plan: FixturePlan, info: UserInfo, tasks: list[Task]) -> None:
         self.fixtures: UserFixtures = plan.new_user(extra={"swarm_user": info})
         self.tasks = tasks
-        self._weights = [t.weight for t in tasks]
         try:
             values = self.fixtures.resolve_args()
         except BaseException:
@@ -48,17 +54,18 @@ class PytestUser:
             self.fixtures.teardown()
             raise
         bind = self.fixtures.bind  # a test class's method: bound to this user's own instance
-        self._calls = [(bind(t.func), {a: values[a] for a in t.argnames}) for t in tasks]
-
-    def iterate(self) -> None:
-        if len(self._calls) == 1:
-            func, kwargs = self._calls[0]
-        else:
-            func, kwargs = random.choices(self._calls, weights=self._weights)[0]
-        func(**kwargs)
+        calls = [partial(bind(t.func), **{a: values[a] for a in t.argnames}) for t in tasks]
+        self.iterate: Callable[[], Any] = (
+            calls[0] if len(calls) == 1 else partial(_weighted, calls, [t.weight for t in tasks])
+        )
 
     def teardown(self) -> list[BaseException]:
         return self.fixtures.teardown()
+
+
+def _weighted(calls: Sequence[Callable[[], Any]], weights: list[int]) -> None:
+    """One of ``calls``, chosen at random by ``weights``."""
+    random.choices(calls, weights=weights)[0]()
 
 
 def tasks_from(
