@@ -509,7 +509,11 @@ class FastHttpSession:
         timeout: float,
         deadline: float,
     ) -> FastResponse:
-        head = self._head(method, route, target, headers, body)
+        head = None
+        if headers is None and body is None:  # _head's cache, looked up here: per request
+            head = HEADS.heads.get((method, route.netloc, route.auth, target))
+        if head is None:
+            head = self._head(method, route, target, headers, body)
         if self.cookies:
             cookie = self.cookies.header(route.host, route.path, route.scheme == "https")
             if cookie:
@@ -624,12 +628,23 @@ class FastHttpSession:
             parse.drop_body()
             self._drop(key)
             raise
-        status = parse.status if parse.done else parse.parser.get_status_code()
+        done = parse.done
+        status = parse.status if done else parse.parser.get_status_code()
         raw, reason, coding, cookies = parse.headers, parse.reason, parse.coding, parse.cookies
         content = reading.take()
         rest: Reading | None = None
-        if parse.done:
-            self.release(key, reading)
+        if done:
+            if (
+                parse.complete
+                and parse.keep_alive
+                and not (parse.head_only and parse.size)
+                and self._connections.get(key) is conn
+            ):
+                # release()'s common case, inlined (per request): the connection stays where
+                # it is, the parser goes back to the pool.
+                PARSERS.give_back(parse)
+            else:
+                self.release(key, reading)
         else:
             # Streamed: the connection is the response's until its body is read to the end
             # (then release() gives it back) or the response is closed.

@@ -1,7 +1,8 @@
 """The request path's own costs, counted (never timed): what a plain request no longer does.
 
-- ``fast_http`` on gevent sockets waits with its own watcher and one libev timer: no
-  ``gevent.Timeout`` per response (``reading._wait_readable``);
+- ``fast_http`` on gevent sockets waits with its own watcher, its bound an entry in the hub's
+  one timer (``reading.Deadlines``): no ``gevent.Timeout`` nor libev timer per response
+  (``reading._wait_readable``);
 - ``Crowd.pause(0)`` after the user waited on the event loop yields nothing more (no timer);
   a user that never waits still yields on every zero pause;
 - the ``http`` client prepares a plain request without requests' ``to_key_val_list`` (an
@@ -28,6 +29,7 @@ from hypothesis import strategies as st
 from local_http import Local, QuietHandler, serve
 
 import pytest_swarm.clients.http as http_module
+import pytest_swarm.clients.reading as reading
 from pytest_swarm.clients.fast import FastHttpSession, FastResponse
 from pytest_swarm.clients.http import HttpSession
 from pytest_swarm.clients.transport import FastTransportAdapter
@@ -113,7 +115,7 @@ def test_a_receive_asks_for_less_than_the_allocators_mmap_threshold(local: Local
 def test_a_read_timeout_on_the_own_wait_is_the_read_timeout(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """The libev timer of the fast client's own wait ends a silent read with the read
+    """The bound of the fast client's own wait ends a silent read with the read
     timeout's error (the deadline far away), and the watcher is left stopped."""
     listener = stdlib_socket.socket()
     listener.bind(("127.0.0.1", 0))
@@ -362,3 +364,57 @@ def test_the_http_clients_urls_are_joined_and_named_once(
         s.close()
     recorded = s.recorder.drain().entries
     assert set(recorded) == {"GET /again", "POST /again"}
+
+
+# -- the waits' bounds: one timer per hub ----------------------------------------------------------
+
+
+@pytest.fixture
+def silent_url() -> Iterator[str]:
+    """A listener that accepts (in its backlog) and never answers."""
+    listener = stdlib_socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(8)
+    try:
+        yield f"http://127.0.0.1:{listener.getsockname()[1]}"
+    finally:
+        listener.close()
+
+
+def _until_waiting(bounds: reading.Deadlines, count: int) -> None:
+    for _ in range(10_000):  # turns of the loop, bounded: the users connect and send first
+        if len(bounds.waits) >= count:
+            return
+        gevent.sleep(0.001)
+    raise AssertionError(f"{count} waits never registered")
+
+
+def test_only_the_waits_past_their_bound_end(silent_url: str) -> None:
+    """Broken build caught: a tick that ends every wait, or none, or the wrong one."""
+    bounds = reading.deadlines(gevent.get_hub())
+    short = FastHttpSession(silent_url, Recorder(), timeout=0.05)
+    long = FastHttpSession(silent_url, Recorder(), timeout=30)
+    try:
+        waiting = gevent.spawn(long.get, "/", deadline=60)
+        _until_waiting(bounds, 1)
+        r = short.get("/", deadline=60)
+        assert isinstance(r.error, TimeoutError) and "timeout=0.05s" in str(r.error)
+        assert not waiting.ready() and len(bounds.waits) == 1  # the long one waits on
+        waiting.kill()
+        assert bounds.waits == {}  # a wait killed leaves no bound behind
+    finally:
+        short.close()
+        long.close()
+
+
+def test_the_bounds_timer_runs_only_while_someone_waits(silent_url: str) -> None:
+    """Broken build caught: a timer left running (every 10 ms, forever) in an idle process."""
+    bounds = reading.deadlines(gevent.get_hub())
+    s = FastHttpSession(silent_url, Recorder(), timeout=0.02)
+    try:
+        assert isinstance(s.get("/", deadline=60).error, TimeoutError)
+    finally:
+        s.close()
+    gevent.sleep(reading.TICK * 3)  # the next tick finds no wait
+    assert bounds.waits == {} and not bounds.timer.active
+    assert bounds.timer.ref is False  # and it never keeps the loop alive
