@@ -646,20 +646,37 @@ class Accumulator:
             >>> acc.histogram() == h and second == h.coarse()
             True
         """
-        indices, numbers, total = checked[:3]
+        indices, numbers, total, overflow, sum_us, min_us, max_us = checked
         if not total:
             return
         # One pass over the buckets for both adds (in C where it was built: see Kernels).
-        if self.dense is not None:
-            _accumulate(self.dense, None if pooled is None else pooled.counts, indices, numbers)
+        if pooled is None:
+            into = None
+        else:
+            into = pooled.counts
+            # _add_figures, inline: this runs for every request name of every worker's delta.
+            if min_us < pooled.min_us or not pooled.total:
+                pooled.min_us = min_us
+            if max_us > pooled.max_us:
+                pooled.max_us = max_us
+            pooled.overflow += overflow
+            pooled.sum_us += sum_us
+            pooled.total += total
+        dense = self.dense
+        if dense is not None:
+            _accumulate(dense, into, indices, numbers)
         else:
             counts = self.counts
-            _accumulate(counts, None if pooled is None else pooled.counts, indices, numbers)
+            _accumulate(counts, into, indices, numbers)
             if len(counts) > DENSE_AT:
                 self._densify()
-        if pooled is not None:
-            _add_figures(pooled, checked)
-        _add_figures(self, checked)
+        if min_us < self.min_us or not self.total:
+            self.min_us = min_us
+        if max_us > self.max_us:
+            self.max_us = max_us
+        self.overflow += overflow
+        self.sum_us += sum_us
+        self.total += total
 
     def merge_histogram(self, h: Histogram) -> None:
         counts = h.counts
