@@ -351,7 +351,9 @@ class Connection:
             _POLL.append(_zero_wait_poll())
         try:
             poller = _POLL[0]()
-            poller.register(self.sock.fileno(), select.POLLIN)
+            # The OS socket's fileno where there is one: a C call, not gevent's Python one.
+            sock = self.sock if self.raw is None else self.raw
+            poller.register(sock.fileno(), select.POLLIN)
             return bool(poller.poll(0))
         except (OSError, ValueError):
             return True

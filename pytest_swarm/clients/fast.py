@@ -191,10 +191,9 @@ class Route(NamedTuple):
     path: str  # percent-encoded
     query: str  # percent-encoded
     auth: str  # the Authorization value from the URL's userinfo, or ""
-
-    @property
-    def key(self) -> tuple[str, str, int]:
-        return (self.scheme, self.host, self.port)
+    # (scheme, host, port): the connection it goes on. A field, not a property: it is asked
+    # for on every request, and routes are made once per URL (route_of's cache).
+    key: tuple[str, str, int]
 
 
 @lru_cache(maxsize=4096)
@@ -211,7 +210,9 @@ def route_of(url: str) -> Route:
         token = f"{unquote(user)}:{unquote(password)}".encode("latin-1")
         auth = "Basic " + base64.b64encode(token).decode("ascii")
     path = quote(parts.path, safe=_SAFE) or "/"
-    return Route(parts.scheme, parts.hostname, port, netloc, path, quote(parts.query, _SAFE), auth)
+    query = quote(parts.query, _SAFE)
+    key = (parts.scheme, parts.hostname, port)
+    return Route(parts.scheme, parts.hostname, port, netloc, path, query, auth, key)
 
 
 class TargetCache:
@@ -359,18 +360,19 @@ class FastHttpSession:
                 query = f"{query}&{encoded}" if query else encoded
             if query:
                 target = f"{target}?{query}"
-            body = _body(data, json)
-            extra = self._extra_headers(headers, json, data)
-            response = self._send(
-                method,
-                route,
-                target,
-                extra,
-                body,
-                timeout or self.timeout,
-                start + (deadline or self.deadline),
-                allow_redirects,
+            # The common case (no body, no headers) without the two calls: per request.
+            body = None if data is None and json is None else _body(data, json)
+            extra = (
+                self._extra_headers(headers, json, data)
+                if self.headers or headers or body is not None
+                else None
             )
+            timeout = timeout or self.timeout
+            until = start + (deadline or self.deadline)
+            if allow_redirects:
+                response = self._send(method, route, target, extra, body, timeout, until, True)
+            else:  # _send's loop has nothing to follow: one call less, per request
+                response = self._roundtrip(method, route, target, extra, body, timeout, until)
             if response._coding:
                 # Only the final response is decoded, bounded on the decoded size.
                 coding = response._coding.decode("latin-1")
@@ -410,7 +412,12 @@ class FastHttpSession:
     ) -> dict[str, str] | None:
         """Session headers + this request's; None when there are none (the common case, whose
         request head is cached)."""
-        if not (self.headers or headers or json is not None or isinstance(data, Mapping)):
+        if not (
+            self.headers
+            or headers
+            or json is not None
+            or (data is not None and isinstance(data, Mapping))
+        ):
             return None
         extra = dict(self.headers)
         if headers:
@@ -514,7 +521,7 @@ class FastHttpSession:
             head = HEADS.heads.get((method, route.netloc, route.auth, target))
         if head is None:
             head = self._head(method, route, target, headers, body)
-        if self.cookies:
+        if self.cookies._cookies:  # the jar's __bool__, without its call: per request
             cookie = self.cookies.header(route.host, route.path, route.scheme == "https")
             if cookie:
                 head += f"Cookie: {cookie}\r\n".encode("latin-1")
@@ -611,7 +618,13 @@ class FastHttpSession:
         target: str,
         stream: bool = False,
     ) -> FastResponse:
-        parse = PARSERS.lend(self.max_body, method == "HEAD")
+        free = PARSERS.free
+        if free:  # PARSERS.lend, inlined: per request
+            parse = free.pop()
+            parse.max_body = self.max_body
+            parse.head_only = method == "HEAD"
+        else:
+            parse = PARSERS.lend(self.max_body, method == "HEAD")
         reading = Reading(conn, parse, timeout, deadline)
         try:
             reading.send(data)
@@ -631,7 +644,12 @@ class FastHttpSession:
         done = parse.done
         status = parse.status if done else parse.parser.get_status_code()
         raw, reason, coding, cookies = parse.headers, parse.reason, parse.coding, parse.cookies
-        content = reading.take()
+        body = parse.body  # reading.take(), inlined: per request
+        if not body:
+            content = b""
+        else:
+            content = body[0] if len(body) == 1 else b"".join(body)
+            parse.body = []
         rest: Reading | None = None
         if done:
             if (
@@ -641,8 +659,10 @@ class FastHttpSession:
                 and self._connections.get(key) is conn
             ):
                 # release()'s common case, inlined (per request): the connection stays where
-                # it is, the parser goes back to the pool.
-                PARSERS.give_back(parse)
+                # it is, the parser goes back to the pool (PARSERS.give_back).
+                if len(free) < PARSERS.limit:
+                    parse.reset()
+                    free.append(parse)
             else:
                 self.release(key, reading)
         else:

@@ -230,7 +230,8 @@ class Reading:
             if parse.too_large:
                 raise BodyTooLarge(f"response body larger than {parse.max_body} bytes")
             if parse.done:
-                return self._complete()
+                # _complete's test first, inlined: per response.
+                return self.received <= MAX_HEADER_BYTES or self._complete()
             if not parse.headers_done and self.received > MAX_HEADER_BYTES:
                 raise HeadersTooLarge(f"response head larger than {MAX_HEADER_BYTES} bytes")
             if deadline is not None:
