@@ -99,7 +99,14 @@ class Bench:
         return self.swarm("test_http", 50, self.args.duration)[0]
 
     # -- Locust ------------------------------------------------------------------------------
-    def locust_cmd(self, locustfile: str, users: int, duration: float, prefix: Path) -> list[str]:
+    def locust_cmd(
+        self,
+        locustfile: str,
+        users: int,
+        duration: float,
+        prefix: Path,
+        rate: float | None = None,
+    ) -> list[str]:
         return [
             str(Path(self.args.locust_venv) / "bin" / "locust"),
             "-f",
@@ -108,7 +115,7 @@ class Bench:
             "-u",
             str(users),
             "-r",
-            str(max(users, 1000)),
+            f"{rate if rate is not None else max(users, 1000):g}",
             "-t",
             f"{int(duration)}s",
             "--host",
@@ -219,11 +226,16 @@ class Bench:
         d = self.args.idle_duration
 
         def cmd(n: int) -> list[str]:
+            # The spawn rate matters: by default every user starts within about a second,
+            # and a generator that cannot keep up has thousands of users in their first
+            # request at once; what the allocators kept of that peak stays in the RSS
+            # (benchmarks/idle_memory.py shows it as free blocks in pymalloc's arenas).
+            rate = self.args.idle_rate or max(n, 1000)
             if kind.startswith("swarm"):
                 test = "test_idle_fast_http" if kind == "swarm_fast" else "test_idle_http"
-                return self.swarm_cmd(test, n, max(n, 1000), d)
+                return self.swarm_cmd(test, n, rate, d)
             locustfile = "locust_idle_fast.py" if kind == "locust_fast" else "locust_idle_http.py"
-            return self.locust_cmd(locustfile, n, d, self.tmp / f"mem-{kind}-{n}")
+            return self.locust_cmd(locustfile, n, d, self.tmp / f"mem-{kind}-{n}", rate)
 
         small = self.steady_rss(cmd(10), d)
         large = self.steady_rss(cmd(users), d)
@@ -319,6 +331,12 @@ def main() -> None:
     ap.add_argument("--autocannon", required=True, help="path of autocannon.js")
     ap.add_argument("--idle-users", type=int, default=5000)
     ap.add_argument("--idle-duration", type=float, default=15.0)
+    ap.add_argument(
+        "--idle-rate",
+        type=float,
+        default=0.0,
+        help="spawn rate of the memory runs, users/s (default: max(users, 1000))",
+    )
     ap.add_argument("--skip-memory", action="store_true")
     ap.add_argument("--skip-throughput", action="store_true")
     ap.add_argument("--hold-users", type=int, default=10_000, help="0 skips the hold check")
@@ -378,9 +396,11 @@ def main() -> None:
         for name, kind in kinds.items():
             mem[name] = [bench.memory_per_user(kind, args.idle_users)]
             print(f"memory  {name:<32} {mem[name][0]:>8.1f} KiB per idle user", flush=True)
+        spawn = f"{args.idle_rate:g}/s" if args.idle_rate else f"{max(args.idle_users, 1000)}/s"
         report.append(
             table(
-                f"Memory per idle user, KiB ({args.idle_users} users, wait 5-10 s)",
+                f"Memory per idle user, KiB ({args.idle_users} users spawned at {spawn}, "
+                "wait 5-10 s)",
                 mem,
                 "KiB",
                 "Locust HttpUser",

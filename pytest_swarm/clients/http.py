@@ -40,7 +40,7 @@ from requests.hooks import default_hooks
 from requests.models import DEFAULT_REDIRECT_LIMIT
 from requests.sessions import merge_hooks, merge_setting
 from requests.structures import CaseInsensitiveDict
-from requests.utils import default_headers
+from requests.utils import check_header_validity, default_headers
 
 from ..defaults import DEFAULT_MAX_BODY, DEFAULT_TIMEOUT
 from ..stats.recorder import Recorder
@@ -70,7 +70,9 @@ _HEADERS["Accept-Encoding"] = ACCEPT_ENCODING
 
 def _default_headers() -> CaseInsensitiveDict[str]:
     """A new ``CaseInsensitiveDict`` equal to requests' default headers (this client's
-    Accept-Encoding), sharing the template's (immutable) entries.
+    Accept-Encoding), sharing the template's (immutable) entries. Its store is a plain
+    ``dict`` (ordered too, and all a CaseInsensitiveDict asks of its store) rather than the
+    ``OrderedDict`` requests makes: 193 bytes instead of 479 for five headers.
 
     Example:
         >>> h = _default_headers()
@@ -81,8 +83,8 @@ def _default_headers() -> CaseInsensitiveDict[str]:
     """
     headers: CaseInsensitiveDict[str] = CaseInsensitiveDict()
     store = getattr(_HEADERS, "_store", None)
-    if isinstance(store, OrderedDict) and isinstance(getattr(headers, "_store", None), dict):
-        headers._store = OrderedDict(store)  # type: ignore[attr-defined]
+    if isinstance(store, dict) and isinstance(getattr(headers, "_store", None), dict):
+        headers._store = dict(store)  # type: ignore[attr-defined]
     else:  # another requests' layout: its own copy
         headers.update(_HEADERS)
     return headers
@@ -157,7 +159,9 @@ class HttpSession(requests.Session):
             files=request.files,
             data=request.data,
             json=request.json,
-            headers=_merged(request.headers, self.headers, CaseInsensitiveDict),
+            headers=_session_headers(self.headers)
+            if not request.headers and type(request.headers) in _PLAIN
+            else _merged(request.headers, self.headers, CaseInsensitiveDict),
             params=params,
             auth=merge_setting(request.auth, self.auth),  # type: ignore[no-untyped-call]
             cookies=_session_jar(self.cookies),
@@ -323,6 +327,16 @@ def _merged(request_setting: Any, session_setting: Any, dict_class: type = Order
     return merged
 
 
+def _session_headers(headers: Any) -> Any:
+    """The merge of no request headers over the session's: the session's own
+    ``CaseInsensitiveDict`` when none of its values is None (a copy would be equal; the
+    prepared request copies it anyway, sharing its pairs), else :func:`_merged`'s."""
+    store = getattr(headers, "_store", None) if type(headers) is CaseInsensitiveDict else None
+    if isinstance(store, dict) and all(pair[1] is not None for pair in store.values()):
+        return headers
+    return _merged({}, headers, CaseInsensitiveDict)
+
+
 def _items(mapping: Any) -> list[tuple[Any, Any]]:
     """``list(mapping.items())``; a CaseInsensitiveDict's from its store of (key, value)
     pairs (its items() goes through the Mapping mixins, a Python call per key)."""
@@ -366,6 +380,22 @@ class _Prepared(requests.PreparedRequest):
         super().prepare_url(url, params)
         if len(self._urls) < self._URLS_LIMIT and isinstance(self.url, str):
             self._urls[url] = self.url
+
+    def prepare_headers(self, headers: Any) -> None:
+        """requests' copy of the headers (each pair checked by ``check_header_validity``,
+        names made native strings), sharing the session's (name, value) pairs and their
+        lower-case keys when they are already ``str``: the same dictionary without a new
+        key and pair per header and request (and a plain ``dict`` store, as
+        :func:`_default_headers`)."""
+        store = getattr(headers, "_store", None) if type(headers) is CaseInsensitiveDict else None
+        if not isinstance(store, dict) or any(type(p[0]) is not str for p in store.values()):
+            super().prepare_headers(headers)
+            return
+        for pair in store.values():
+            check_header_validity(pair)
+        own: CaseInsensitiveDict[Any] = CaseInsensitiveDict()
+        own._store = dict(store)  # type: ignore[attr-defined]
+        self.headers = own
 
     def prepare_cookies(self, cookies: Any) -> None:
         if _empty_jar(cookies):

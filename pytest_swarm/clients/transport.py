@@ -385,6 +385,10 @@ class FastTransportAdapter(BaseAdapter):
             lines.append(f"Proxy-Authorization: {proxy.auth}\r\n")
         lines.append("\r\n")
         data = "".join(lines).encode("latin-1") + payload
+        # Not kept while the request waits on its connection: with thousands of users
+        # starting together, every user's pieces would be alive at once, and the allocator
+        # keeps what such a peak scattered (benchmarks/idle_memory.py).
+        del lines
         until = self.until
         if until is None and self.deadline is not None:
             until = time.perf_counter() + self.deadline
@@ -437,6 +441,9 @@ class FastTransportAdapter(BaseAdapter):
         headers: CaseInsensitiveDict[str] = CaseInsensitiveDict()
         store = getattr(headers, "_store", None)
         if isinstance(store, dict):
+            # A plain dict (ordered as well, all a CaseInsensitiveDict asks of its store)
+            # rather than requests' OrderedDict: less than half its size.
+            store = headers._store = {}  # type: ignore[attr-defined]
             # Its store directly: (name as received, value) under the lower-case name, the
             # last name's case kept, as its __setitem__ does (Mapping.get raises a KeyError
             # inside for every new name).

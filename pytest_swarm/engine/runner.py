@@ -31,6 +31,7 @@ from ..stats.recorder import Recorder
 from ..stats.snapshot import Snapshot
 from ..workload.shape import ShapeError, ShapeFollower
 from .crowd import Crowd
+from .heap import trim_heap
 from .open_model import OpenLoop
 
 MAX_MESSAGE = 200
@@ -262,6 +263,10 @@ class Runner:
         self._wake = Event()
         self._users = Crowd(on_empty=self._wake.set)
         self._seq = 0
+        # Users started as of the tick before, and when the heap was last trimmed (see
+        # _after_tick): a crowd that has stopped growing and gone idle is trimmed once.
+        self._started_before = 0
+        self._trimmed_at = 0
         self._active = 0
         self._entered = 0  # users that began their setup (the others never started)
         # Users inside an iteration, and users tearing down: at the stop the first are cut
@@ -523,6 +528,25 @@ class Runner:
         self._seq += 1
         self.publish(tick)
 
+    # The C heap's free pages given back (engine/heap.py); a test may count the calls.
+    release_memory: Callable[[], object] = staticmethod(trim_heap)
+
+    def _after_tick(self) -> None:
+        """Once the users started have stayed the same for a whole interval and at most a
+        tenth of them are in an iteration, the burst of their starts is over and its
+        temporary objects are gone: the heap they grew is trimmed, once per such plateau
+        (a ramp's stages each get one). A few milliseconds, on a tick."""
+        started = self.summary.started
+        if (
+            started
+            and started == self._started_before
+            and started != self._trimmed_at
+            and len(self._busy) * 10 <= self._active
+        ):
+            self._trimmed_at = started
+            self.release_memory()
+        self._started_before = started
+
     def run(self) -> RunSummary:
         """Run the load for ``spec.duration`` (from now) and stop every user. Blocks the
         calling greenlet; publishes a final tick last."""
@@ -552,6 +576,7 @@ class Runner:
                 if time.monotonic() >= next_tick:
                     self._tick(monitor, final=False)
                     next_tick += self.interval
+                    self._after_tick()
         finally:
             # The final tick only once every user has ended or been named as abandoned: a
             # user still tearing down could otherwise hit the target during the next test.

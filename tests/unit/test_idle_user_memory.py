@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import inspect
 
+import pytest
 import requests
 from requests.cookies import RequestsCookieJar
 
@@ -65,3 +66,18 @@ def test_the_transports_keep_no_recorder_each() -> None:
     # The transport's client only exchanges bytes; the http client records. A recorder and
     # its snapshot per user cost about a KiB of every idle user.
     assert FastTransportAdapter()._client.recorder is FastTransportAdapter()._client.recorder
+
+
+def test_prepared_headers_share_the_sessions_pairs_and_are_still_checked() -> None:
+    s = _new()
+    s.headers["X-Team"] = "perf"
+    prepared = s.prepare_request(requests.Request("GET", "http://127.0.0.1:9/"))
+    ours = s.headers._store  # type: ignore[attr-defined]
+    theirs = prepared.headers._store  # type: ignore[attr-defined]
+    assert list(theirs) == list(ours)
+    assert all(theirs[k] is ours[k] for k in ours)  # no new pair per header and request
+    prepared.headers["X-Team"] = "other"  # the request's own copy
+    assert s.headers["X-Team"] == "perf"
+    s.headers["X-Bad"] = "a\nb"
+    with pytest.raises(requests.exceptions.InvalidHeader):
+        s.prepare_request(requests.Request("GET", "http://127.0.0.1:9/"))
