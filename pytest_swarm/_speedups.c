@@ -24,6 +24,8 @@
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 #include <structmember.h>
+#include <limits.h>
+#include <poll.h>
 #include <time.h>
 
 /* Bound once by timing.py (one interpreter per process: a load generator runs no
@@ -810,6 +812,30 @@ speedups_bind_wire(PyObject *Py_UNUSED(module), PyObject *args)
     Py_RETURN_NONE;
 }
 
+/* -- readable(fd): the fast client's liveness check of an idle kept-alive connection ---------
+ *
+ * True when the descriptor has something to read, an error or a hang-up pending, or is no
+ * descriptor at all: either way the connection must not carry a request (urllib3's check).
+ * One poll(2) with a zero timeout; in Python (select.poll(), register, poll) it was about 5 %
+ * of a fast_http request's instructions. connect.Connection.dropped falls back to that. */
+static PyObject *
+speedups_readable(PyObject *Py_UNUSED(module), PyObject *arg)
+{
+    long fd = PyLong_AsLong(arg);
+    if (fd == -1 && PyErr_Occurred()) {
+        return NULL;
+    }
+    if (fd < 0 || fd > INT_MAX) {
+        Py_RETURN_TRUE; /* a closed socket (or no descriptor) */
+    }
+    struct pollfd p = {.fd = (int)fd, .events = POLLIN, .revents = 0};
+    int n = poll(&p, 1, 0);
+    if (n < 0) {
+        Py_RETURN_TRUE; /* cannot tell: a new connection is the safe answer */
+    }
+    return PyBool_FromLong(n > 0 && p.revents != 0);
+}
+
 static PyObject *
 speedups_bind(PyObject *Py_UNUSED(module), PyObject *args)
 {
@@ -834,6 +860,9 @@ speedups_bind(PyObject *Py_UNUSED(module), PyObject *args)
 }
 
 static PyMethodDef speedups_methods[] = {
+    {"readable", speedups_readable, METH_O,
+     "readable(fd) -> bool: a zero-timeout poll for input, errors or hang-up (True also for "
+     "a negative descriptor or a failed poll)."},
     {"bind_wire", speedups_bind_wire, METH_VARARGS,
      "bind_wire(new_parser, TrailingBytes, HeadersTooLarge, max_headers): the Python side of "
      "ResponseParse (pytest_swarm.clients.wire calls this once)."},

@@ -49,7 +49,6 @@ import inspect
 import keyword
 import linecache
 import operator
-import os
 import types
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -58,6 +57,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar, cast
 
 from .clients.common import error_message
+from .native import pure_python
 from .stats.recorder import MAX_NAME_LENGTH, Recorder
 
 P = ParamSpec("P")
@@ -323,7 +323,7 @@ def _wrapper_factory(params: str, call: str) -> Callable[..., types.FunctionType
 def _accelerated() -> type[Any] | None:
     """The C implementation, bound to this module's functions, or None where it was not built
     (or ``SWARM_PURE_PYTHON=1`` asks for the pure-Python one)."""
-    if os.environ.get("SWARM_PURE_PYTHON", "") not in ("", "0"):
+    if pure_python():
         return None
     try:
         from . import _speedups

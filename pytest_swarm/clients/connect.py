@@ -23,6 +23,7 @@ import time
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
+from ..native import pure_python
 from .errors import ConnectTimeout
 
 Address = tuple[int, Any]  # (family, sockaddr)
@@ -307,10 +308,24 @@ def _zero_wait_poll() -> Callable[[], Any]:
 _POLL: list[Callable[[], Any]] = []
 
 
+def _accelerated() -> Callable[[int], bool] | None:
+    """``_speedups.readable``, or None where it was not built (or ``SWARM_PURE_PYTHON=1``)."""
+    if pure_python():
+        return None
+    try:
+        from .._speedups import readable
+    except ImportError:
+        return None
+    return readable
+
+
+_readable = _accelerated()
+
+
 def _gevent_parts(sock: socket.socket) -> tuple[Any, Any] | None:
     """The OS socket (non-blocking) and read watcher under a plain gevent socket, or None.
 
-    The fast client waits on the watcher itself, with one libev timer per wait, instead of
+    The fast client waits on the watcher itself (its bound on one timer per hub), instead of
     through gevent's ``recv``: that one first fails a receive (an exception), then waits with
     a ``gevent.Timeout`` (a Python object started and cancelled on every response), about
     5 µs of a request's CPU. TLS sockets (their own buffering) and anything that is not
@@ -347,6 +362,9 @@ class Connection:
     def dropped(self) -> bool:
         """True if the idle connection is readable: the server closed or reset it (or sent
         bytes nobody asked for); either way it must not carry a request (urllib3's check)."""
+        raw = self.raw
+        if raw is not None and _readable is not None:
+            return _readable(raw.fileno())  # one poll(2) in C: per reused connection
         if not _POLL:
             _POLL.append(_zero_wait_poll())
         try:

@@ -13,11 +13,11 @@ such a head once, on that error path only.
 
 from __future__ import annotations
 
-import os
 from typing import TYPE_CHECKING, Any
 
 import httptools
 
+from ..native import pure_python
 from .errors import HeadersTooLarge
 
 # The bounds on a response head (urllib3 via http.client: 64 KiB a line and 100 headers).
@@ -172,7 +172,7 @@ def _new_parser(parse: PyResponseParse) -> Any:
 def _accelerated() -> type[Any] | None:
     """The C ResponseParse, bound to this module, or None where it was not built (or
     ``SWARM_PURE_PYTHON=1`` asks for the pure-Python one)."""
-    if os.environ.get("SWARM_PURE_PYTHON", "") not in ("", "0"):
+    if pure_python():
         return None
     try:
         from .. import _speedups
