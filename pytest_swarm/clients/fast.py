@@ -636,6 +636,8 @@ class FastHttpSession:
                 while not step():
                     pass
         except BaseException:
+            # Not sent if still queued (a user stopped while it waited for its turn).
+            reading.abandon()
             # Nothing of a failed response is kept: its partial body goes now, not when the
             # exception and its frames are collected.
             parse.drop_body()

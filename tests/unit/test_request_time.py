@@ -69,8 +69,11 @@ def test_answers_in_one_poll_are_timed_at_that_poll_not_at_each_users_turn(local
             busy.append(time.perf_counter() - began)
 
     def hold_the_loop() -> None:
-        # Runs once both users have sent and wait: blocks the process (not cooperatively) until
-        # the server has answered both, so that one poll finds both answers.
+        # Runs once both users have queued their requests and wait. One turn of the loop
+        # first: the hub's send queue goes out before this greenlet's turn comes again (both
+        # are loop callbacks, run in order). Then blocks the process (not cooperatively)
+        # until the server has answered both, so that one poll finds both answers.
+        gevent.sleep(0)
         for _ in range(2):
             assert ANSWERED.acquire(timeout=30)
 
