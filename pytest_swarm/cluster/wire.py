@@ -15,6 +15,8 @@ Example:
 from __future__ import annotations
 
 import math
+import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -145,7 +147,18 @@ def count_elements(frame: bytes, limit: int = MAX_ELEMENTS) -> int:
     Example:
         >>> count_elements(encode("ping"))  # [1, "ping", {}]
         4
+
+    In C where ``pytest_swarm.cluster._frames`` was built (:data:`ACCELERATED`), else
+    :func:`_py_count_elements`: the same walk, the same errors.
     """
+    if type(frame) is bytes:
+        return _count(frame, limit)
+    return _py_count_elements(frame, limit)
+
+
+def _py_count_elements(frame: bytes, limit: int = MAX_ELEMENTS) -> int:
+    """:func:`count_elements` in pure Python (the reference the C one is tested against)."""
+
     layout = _LAYOUT
     end = len(frame)
     pos = 0
@@ -184,6 +197,43 @@ def count_elements(frame: bytes, limit: int = MAX_ELEMENTS) -> int:
     if pos != end:
         raise WireError("bytes after the message" if pos < end else "truncated frame")
     return seen
+
+
+def _c_count() -> Callable[[bytes, int], int] | None:
+    """The C walk (``pytest_swarm/cluster/_frames.c``), raising this module's errors, or None
+    where it was not built."""
+    try:
+        from . import _frames
+    except ImportError:
+        return None
+    _frames.configure(WireError, FrameTooLarge)
+    return _frames.count_elements
+
+
+IMPLEMENTATIONS: dict[str, Callable[[bytes, int], int]] = {"python": _py_count_elements}
+"""Every implementation of :func:`count_elements` here: "python" always, "c" where it was
+built (the tests run against each, see :func:`use`)."""
+_built = _c_count()
+if _built is not None:
+    IMPLEMENTATIONS["c"] = _built
+_count: Callable[[bytes, int], int] = _py_count_elements
+_current = "python"
+ACCELERATED = False
+"""Whether frames are walked in C (``pytest_swarm.cluster._frames`` was built, and
+``SWARM_PURE_PYTHON=1`` does not ask for the pure-Python walk)."""
+
+
+def use(name: str) -> str:
+    """Switch :func:`count_elements` to implementation ``name`` (a key of
+    :data:`IMPLEMENTATIONS`); returns the one in use before."""
+    global _count, _current, ACCELERATED
+    previous = _current
+    _count, _current, ACCELERATED = IMPLEMENTATIONS[name], name, name == "c"
+    return previous
+
+
+if "c" in IMPLEMENTATIONS and os.environ.get("SWARM_PURE_PYTHON", "") in ("", "0"):
+    use("c")
 
 
 def decode(frame: bytes) -> Message:
