@@ -15,7 +15,6 @@ Example:
 from __future__ import annotations
 
 import math
-import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -23,6 +22,7 @@ from typing import Any
 import msgpack
 
 from .. import PROTOCOL_VERSION
+from ..native import pure_python
 from .limits import MAX_BLOB, MAX_ELEMENTS, MAX_FRAME
 
 __all__ = ["MAX_ELEMENTS", "MAX_FRAME", "Message", "WireError", "decode", "encode"]
@@ -232,7 +232,7 @@ def use(name: str) -> str:
     return previous
 
 
-if "c" in IMPLEMENTATIONS and os.environ.get("SWARM_PURE_PYTHON", "") in ("", "0"):
+if "c" in IMPLEMENTATIONS and not pure_python():
     use("c")
 
 

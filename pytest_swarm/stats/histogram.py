@@ -21,7 +21,6 @@ Example:
 
 from __future__ import annotations
 
-import os
 import sys
 from array import array
 from collections import Counter
@@ -34,6 +33,7 @@ from typing import Any, NamedTuple
 from hdrh.histogram import HdrHistogram
 
 from ..cluster.limits import MAX_BLOB
+from ..native import pure_python
 
 LOWEST_US = 1
 HIGHEST_US = 3_600_000_000  # one hour
@@ -356,7 +356,7 @@ def use(name: str) -> str:
 ACCELERATED = False
 """Whether the merge loop runs in C (``pytest_swarm.stats._merge`` was built, and
 ``SWARM_PURE_PYTHON=1`` does not ask for the pure-Python one)."""
-if "c" in IMPLEMENTATIONS and os.environ.get("SWARM_PURE_PYTHON", "") in ("", "0"):
+if "c" in IMPLEMENTATIONS and not pure_python():
     use("c")
 
 
