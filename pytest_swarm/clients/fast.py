@@ -35,6 +35,7 @@ from urllib.parse import quote, unquote, urlencode, urljoin, urlsplit
 import httptools
 
 from ..defaults import DEFAULT_MAX_BODY, DEFAULT_TIMEOUT
+from ..engine.heap import on_trim
 from ..stats.recorder import Recorder
 from .common import CatchMixin, error_message, join_url, request_name, status_message
 from .connect import TLS_CONTEXTS, Cert, Connection, Proxy, open_socket, open_tunnel
@@ -239,6 +240,7 @@ class HeadCache:
 
 
 PARSERS = ParserPool()
+on_trim(PARSERS.shrink)  # the peak's parsers go with the heap's trim, once users are idle
 HEADS = HeadCache()
 TARGETS = TargetCache()
 

@@ -208,6 +208,13 @@ class ParserPool:
         parse.head_only = head_only
         return parse
 
+    def shrink(self) -> None:
+        """Let go of the pooled parsers: the runner calls this (through engine/heap.py's trim)
+        once a crowd's start is over and its users are idle, when as many parsers as were in
+        flight at the peak (up to ``limit``, ~0.9 KiB each) would otherwise stay for good.
+        The next busy spell fills the pool again, one parser per response in flight."""
+        self.free.clear()
+
     def give_back(self, parse: ResponseParse) -> None:
         if len(self.free) < self.limit:
             parse.reset()

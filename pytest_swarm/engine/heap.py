@@ -25,6 +25,16 @@ from collections.abc import Callable
 
 _TRIM: list[Callable[[int], int] | None] = []
 
+# What else lets go of memory kept for a peak, before the trim (the clients' parser pool):
+# registered by the modules that keep it, called with no argument.
+_RELEASERS: list[Callable[[], object]] = []
+
+
+def on_trim(release: Callable[[], object]) -> None:
+    """Have :func:`trim_heap` call ``release`` first (once registered, for the process)."""
+    if release not in _RELEASERS:
+        _RELEASERS.append(release)
+
 
 def _malloc_trim() -> Callable[[int], int] | None:
     if not sys.platform.startswith("linux"):
@@ -37,7 +47,10 @@ def _malloc_trim() -> Callable[[int], int] | None:
 
 
 def trim_heap() -> bool:
-    """Return the C heap's free pages to the system; False where there is no way to."""
+    """Let the registered pools go (:func:`on_trim`), then return the C heap's free pages to
+    the system; False where there is no way to."""
+    for release in _RELEASERS:
+        release()
     if not _TRIM:
         _TRIM.append(_malloc_trim())
     trim = _TRIM[0]

@@ -68,3 +68,17 @@ def test_a_busy_crowd_is_not_trimmed() -> None:
 def test_trim_heap_runs_where_it_can() -> None:
     assert trim_heap() in (True, False)
     assert trim_heap() == trim_heap()  # looked up once
+
+
+def test_the_trim_lets_the_parser_pool_go() -> None:
+    """Broken build caught: a pool that keeps, for as long as the users live, as many parsers
+    as were in flight at the start's peak (~0.9 KiB each, up to 4,096)."""
+    from pytest_swarm.clients.fast import PARSERS
+
+    lent = [PARSERS.lend(100, False) for _ in range(50)]
+    for parse in lent:
+        PARSERS.give_back(parse)
+    assert len(PARSERS.free) >= 50
+    trim_heap()
+    assert PARSERS.free == []
+    assert PARSERS.lend(100, False).max_body == 100  # and lends on afterwards
