@@ -98,7 +98,9 @@ class Reading:
         self.reused = False
 
     def send(self, data: bytes) -> None:
-        """Send the request (``StaleConnection`` when a reused connection turns out closed)."""
+        """Send the request: on a gevent socket, queue it for the hub's :class:`SendQueue`
+        (a failure then shows in :meth:`step`); otherwise send it now. ``StaleConnection``
+        when a reused connection turns out closed."""
         conn = self.conn
         timeout = wait = self.timeout
         deadline = self.deadline
@@ -118,7 +120,7 @@ class Reading:
             self.unsent = data
             self.reused = reused
             hub = get_hub()
-            queue = getattr(hub, "_swarm_sends", None) or send_queue(hub)
+            queue = (getattr(hub, "_swarm", None) or hub_state(hub)).sends
             pending = queue.readings
             pending.append(self)  # SendQueue.add, inlined: per request
             if len(pending) == 1:
@@ -359,21 +361,13 @@ class SendQueue:
             reading.flush()
 
 
-def send_queue(hub: Any) -> SendQueue:
-    """``hub``'s :class:`SendQueue`, made on first use."""
-    found: SendQueue | None = getattr(hub, "_swarm_sends", None)
-    if found is None:
-        found = hub._swarm_sends = SendQueue(hub.loop)
-    return found
-
-
 class PollClock:
     """The ``perf_counter()`` time at which the event loop last came back from its poll.
 
     A libev check watcher runs once per loop iteration, after the poll and before the
     callbacks of the watchers that poll made ready; it runs at the highest priority, so before
     any of them whatever their order, and it holds no reference on the loop (the hub still
-    ends when nothing else is left). One per hub, made on the first wait in it.
+    ends when nothing else is left). One per hub (:class:`HubState`).
     """
 
     __slots__ = ("at", "watcher")
@@ -385,14 +379,6 @@ class PollClock:
 
     def _stamp(self) -> None:
         self.at = time.perf_counter()
-
-
-def poll_clock(hub: Any) -> PollClock:
-    """``hub``'s :class:`PollClock` and :class:`Deadlines`, made on first use."""
-    clock: PollClock | None = getattr(hub, "_swarm_poll_clock", None)
-    if clock is None:
-        clock = hub._swarm_poll_clock = PollClock(hub.loop)
-    return clock
 
 
 # How often the waits' bounds are checked: a wait ends between its bound and this much later.
@@ -428,11 +414,24 @@ class Deadlines:
                 switch(_LATE)
 
 
-def deadlines(hub: Any) -> Deadlines:
-    """``hub``'s :class:`Deadlines`, made on first use."""
-    found: Deadlines | None = getattr(hub, "_swarm_deadlines", None)
+class HubState:
+    """What the fast client keeps per event loop: its :class:`SendQueue`, :class:`PollClock`
+    and :class:`Deadlines`, made together on the first request in that loop's thread and
+    reached with one attribute lookup per request."""
+
+    __slots__ = ("bounds", "clock", "sends")
+
+    def __init__(self, loop: Any) -> None:
+        self.sends = SendQueue(loop)
+        self.clock = PollClock(loop)
+        self.bounds = Deadlines(loop)
+
+
+def hub_state(hub: Any) -> HubState:
+    """``hub``'s :class:`HubState`, made on first use."""
+    found: HubState | None = getattr(hub, "_swarm", None)
     if found is None:
-        found = hub._swarm_deadlines = Deadlines(hub.loop)
+        found = hub._swarm = HubState(hub.loop)
     return found
 
 
@@ -452,13 +451,14 @@ def _wait_readable(watcher: Any, wait: float | None) -> float:
         # connection); gevent's own wait raises its ConcurrentObjectUseError for it.
         raise ConcurrentObjectUseError(f"another greenlet is already waiting on {watcher!r}")
     hub = get_hub()
-    clock = getattr(hub, "_swarm_poll_clock", None) or poll_clock(hub)  # inlined: per wait
+    state = getattr(hub, "_swarm", None) or hub_state(hub)  # hub_state, inlined: per wait
+    clock = state.clock
     switch = getcurrent().switch
     watcher.start(switch, _READY)
     try:
         if wait is None:
             return -1.0 if hub.switch() is _SEND else clock.at
-        bounds = getattr(hub, "_swarm_deadlines", None) or deadlines(hub)
+        bounds = state.bounds
         waits = bounds.waits
         waits[switch] = time.perf_counter() + wait  # Deadlines.add, inlined: per wait
         if not bounds.timer.active:

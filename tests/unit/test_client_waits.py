@@ -391,7 +391,7 @@ def _until_waiting(bounds: reading.Deadlines, count: int) -> None:
 
 def test_only_the_waits_past_their_bound_end(silent_url: str) -> None:
     """Broken build caught: a tick that ends every wait, or none, or the wrong one."""
-    bounds = reading.deadlines(gevent.get_hub())
+    bounds = reading.hub_state(gevent.get_hub()).bounds
     short = FastHttpSession(silent_url, Recorder(), timeout=0.05)
     long = FastHttpSession(silent_url, Recorder(), timeout=30)
     try:
@@ -409,7 +409,7 @@ def test_only_the_waits_past_their_bound_end(silent_url: str) -> None:
 
 def test_the_bounds_timer_runs_only_while_someone_waits(silent_url: str) -> None:
     """Broken build caught: a timer left running (every 10 ms, forever) in an idle process."""
-    bounds = reading.deadlines(gevent.get_hub())
+    bounds = reading.hub_state(gevent.get_hub()).bounds
     s = FastHttpSession(silent_url, Recorder(), timeout=0.02)
     try:
         assert isinstance(s.get("/", deadline=60).error, TimeoutError)

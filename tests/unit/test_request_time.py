@@ -18,7 +18,7 @@ from gevent_sockets import _gevent_sockets  # noqa: F401  (autouse: the run's so
 from local_http import Local, QuietHandler, serve
 
 from pytest_swarm.clients.fast import FastHttpSession
-from pytest_swarm.clients.reading import poll_clock
+from pytest_swarm.clients.reading import hub_state
 from pytest_swarm.stats.recorder import Recorder
 
 ANSWERED = threading.Semaphore(0)  # released by the server after each answer to /together
@@ -117,8 +117,8 @@ def test_a_redirect_chain_is_timed_from_the_first_request(local: Local) -> None:
 
 def test_the_poll_clock_is_one_per_hub_and_keeps_no_loop_alive() -> None:
     hub = gevent.get_hub()
-    clock = poll_clock(hub)
-    assert poll_clock(hub) is clock
+    clock = hub_state(hub).clock
+    assert hub_state(hub).clock is clock
     assert clock.watcher.ref is False  # the hub ends when nothing else is left
     before = clock.at
     gevent.sleep(0.001)  # a turn of the loop with a poll in it
