@@ -27,6 +27,8 @@
 #include <limits.h>
 #include <poll.h>
 #include <time.h>
+#include <errno.h>
+#include <sys/socket.h>
 
 /* Bound once by timing.py (one interpreter per process: a load generator runs no
  * subinterpreters). */
@@ -836,6 +838,97 @@ speedups_readable(PyObject *Py_UNUSED(module), PyObject *arg)
     return PyBool_FromLong(n > 0 && p.revents != 0);
 }
 
+/* -- recv_stamped(sock, size): a receive with the kernel's time of the bytes' arrival ---------
+ *
+ * What reading._recv_stamped does in Python (recvmsg and an SO_TIMESTAMPNS message), without
+ * the tuple of four, the list of messages and the struct unpacking. Returns (bytes, arrived):
+ * arrived is the CLOCK_MONOTONIC time (time.perf_counter()'s clock) at which the kernel took in
+ * the last segment these bytes came in, or 0.0 when it gave no time (timestamps not enabled on
+ * the socket, or not Linux). The kernel's time is CLOCK_REALTIME: it is turned into the
+ * monotonic clock by its age (realtime now minus the stamp), never negative, so a step of the
+ * wall clock can make a figure short or long by the step, never later than now. Errors are
+ * socket.recv's: BlockingIOError when there is nothing to read, and so on.
+ *
+ * The GIL is kept: the socket is non-blocking (the call cannot wait), and releasing it would
+ * let another thread take the process between the bytes and their time. */
+static PyObject *
+speedups_recv_stamped(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 2) {
+        PyErr_SetString(PyExc_TypeError, "recv_stamped(sock, size) takes two arguments");
+        return NULL;
+    }
+    int fd = PyObject_AsFileDescriptor(args[0]);
+    if (fd < 0) {
+        return NULL;
+    }
+    Py_ssize_t size = PyLong_AsSsize_t(args[1]);
+    if (size == -1 && PyErr_Occurred()) {
+        return NULL;
+    }
+    if (size < 0 || size > (1 << 24)) {
+        PyErr_SetString(PyExc_ValueError, "recv_stamped: size must be in 0 .. 16 MiB");
+        return NULL;
+    }
+    PyObject *data = PyBytes_FromStringAndSize(NULL, size);
+    if (data == NULL) {
+        return NULL;
+    }
+    struct iovec iov = {.iov_base = PyBytes_AS_STRING(data), .iov_len = (size_t)size};
+    union {
+        char buf[CMSG_SPACE(sizeof(struct timespec))];
+        struct cmsghdr align;
+    } control;
+    struct msghdr msg = {
+        .msg_iov = &iov,
+        .msg_iovlen = 1,
+        .msg_control = control.buf,
+        .msg_controllen = sizeof(control.buf),
+    };
+    ssize_t n;
+    do {
+        n = recvmsg(fd, &msg, 0);
+    } while (n < 0 && errno == EINTR && !PyErr_CheckSignals());
+    if (n < 0) {
+        Py_DECREF(data);
+        return PyErr_Occurred() ? NULL : PyErr_SetFromErrno(PyExc_OSError);
+    }
+    if (n != size && _PyBytes_Resize(&data, n) < 0) {
+        return NULL;
+    }
+    double arrived = 0.0;
+#ifdef SO_TIMESTAMPNS
+    for (struct cmsghdr *c = CMSG_FIRSTHDR(&msg); c != NULL; c = CMSG_NXTHDR(&msg, c)) {
+        if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SO_TIMESTAMPNS
+            && c->cmsg_len >= CMSG_LEN(sizeof(struct timespec))) {
+            struct timespec stamp, real, mono;
+            memcpy(&stamp, CMSG_DATA(c), sizeof(stamp));
+            clock_gettime(CLOCK_REALTIME, &real);
+            clock_gettime(CLOCK_MONOTONIC, &mono);
+            long long age = (long long)(real.tv_sec - stamp.tv_sec) * 1000000000LL
+                            + (real.tv_nsec - stamp.tv_nsec);
+            if (age < 0) {
+                age = 0;
+            }
+            long long at = (long long)mono.tv_sec * 1000000000LL + mono.tv_nsec - age;
+            arrived = (double)at / 1e9;
+            break;
+        }
+    }
+#endif
+    PyObject *pair = PyTuple_New(2);
+    PyObject *when = PyFloat_FromDouble(arrived);
+    if (pair == NULL || when == NULL) {
+        Py_XDECREF(pair);
+        Py_XDECREF(when);
+        Py_DECREF(data);
+        return NULL;
+    }
+    PyTuple_SET_ITEM(pair, 0, data);
+    PyTuple_SET_ITEM(pair, 1, when);
+    return pair;
+}
+
 static PyObject *
 speedups_bind(PyObject *Py_UNUSED(module), PyObject *args)
 {
@@ -860,6 +953,9 @@ speedups_bind(PyObject *Py_UNUSED(module), PyObject *args)
 }
 
 static PyMethodDef speedups_methods[] = {
+    {"recv_stamped", (PyCFunction)(void (*)(void))speedups_recv_stamped, METH_FASTCALL,
+     "recv_stamped(sock, size) -> (bytes, arrived): one receive and the perf_counter() time "
+     "the kernel took its last bytes in (0.0: no time given)."},
     {"readable", speedups_readable, METH_O,
      "readable(fd) -> bool: a zero-timeout poll for input, errors or hang-up (True also for "
      "a negative descriptor or a failed poll)."},
@@ -917,5 +1013,13 @@ PyInit__speedups(void)
         Py_DECREF(module);
         return NULL;
     }
+#ifdef SO_TIMESTAMPNS
+    /* The socket option recv_stamped reads the time of (the clients turn it on per connection:
+     * Python's socket module does not name it). */
+    if (PyModule_AddIntConstant(module, "SO_TIMESTAMPNS", SO_TIMESTAMPNS) < 0) {
+        Py_DECREF(module);
+        return NULL;
+    }
+#endif
     return module;
 }

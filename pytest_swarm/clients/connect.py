@@ -24,6 +24,7 @@ from collections.abc import Callable
 from typing import Any, NamedTuple
 
 from ..native import pure_python
+from . import stamps
 from .errors import ConnectTimeout
 
 Address = tuple[int, Any]  # (family, sockaddr)
@@ -345,10 +346,12 @@ class Connection:
     """One kept-alive connection and what it was made under.
 
     ``raw`` and ``watcher``: the OS socket and gevent read watcher of a plain gevent socket
-    (:func:`_gevent_parts`), for the fast client's own waits; None otherwise.
+    (:func:`_gevent_parts`), for the fast client's own waits; None otherwise. ``stamped``:
+    the kernel stamps what arrives on ``raw`` (:mod:`.stamps`), which is where a response's
+    recorded time ends.
     """
 
-    __slots__ = ("cert", "raw", "sock", "used", "verify", "watcher")
+    __slots__ = ("cert", "raw", "sock", "stamped", "used", "verify", "watcher")
 
     def __init__(self, sock: socket.socket, verify: bool | str | None, cert: Cert = None) -> None:
         self.sock = sock
@@ -358,6 +361,7 @@ class Connection:
         parts = _gevent_parts(sock)
         self.raw: Any = None if parts is None else parts[0]
         self.watcher: Any = None if parts is None else parts[1]
+        self.stamped = parts is not None and stamps.enable(parts[0])
 
     def dropped(self) -> bool:
         """True if the idle connection is readable: the server closed or reset it (or sent

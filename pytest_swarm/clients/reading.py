@@ -33,6 +33,7 @@ from .errors import (
     InvalidFraming,
     StaleConnection,
 )
+from .stamps import recv_stamped
 from .wire import MAX_HEADER_BYTES, ResponseParse, reframe
 
 # One receive's size: below glibc's mmap threshold (128 KiB), so the bytes object a receive
@@ -195,11 +196,13 @@ class Reading:
         (``TimeoutError`` when none came in time). Sets ``arrived``: when these bytes were
         there to be read.
 
-        After a wait, that is the moment the event loop came back from its poll and found them,
-        not the moment this greenlet got its turn: the users whose answers came in the same
-        poll run one after the other, and the last one's figure would otherwise include the
-        others' Python (at 10 users, about as much as the server's own jitter). Without a wait,
-        it is the moment of the receive (the bytes may have come earlier: never later).
+        Where the kernel stamps the connection (``conn.stamped``, :mod:`.stamps`), that is the
+        kernel's time of the last segment read. Otherwise, after a wait, it is the moment the
+        event loop came back from its poll and found them, not the moment this greenlet got
+        its turn: the users whose answers came in the same poll run one after the other, and
+        the last one's figure would otherwise include the others' Python (at 10 users, about
+        as much as the server's own jitter); without a wait, the moment of the receive (the
+        bytes may have come earlier: never later).
         """
         conn = self.conn
         raw = conn.raw
@@ -224,7 +227,15 @@ class Reading:
             self.arrived = time.perf_counter()
         while True:
             try:
-                return raw.recv(_RECV)  # type: ignore[no-any-return]
+                if not conn.stamped:
+                    return raw.recv(_RECV)  # type: ignore[no-any-return]
+                chunk, at = recv_stamped(raw, _RECV)
+                # The kernel's time of the last bytes: earlier than any poll's when the process
+                # was busy as they came (see stamps). One from before the request went (bytes
+                # that were waiting) is not this answer's: the poll's time stands.
+                if at > self.sent:
+                    self.arrived = at
+                return chunk
             except BlockingIOError:
                 pass
             woke = _wait_readable(conn.watcher, self.wait)

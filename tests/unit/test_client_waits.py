@@ -98,14 +98,25 @@ class _SizeRecorder:
         return getattr(self._raw, name)
 
 
-def test_a_receive_asks_for_less_than_the_allocators_mmap_threshold(local: Local) -> None:
+@pytest.mark.parametrize("stamped", [True, False], ids=["kernel-stamped", "plain"])
+def test_a_receive_asks_for_less_than_the_allocators_mmap_threshold(
+    local: Local, monkeypatch: pytest.MonkeyPatch, stamped: bool
+) -> None:
     """Broken build caught: 256 KiB receives, each an mmap + mremap + munmap (glibc maps
     allocations from 128 KiB up), three system calls per response on top of the recv."""
     s = FastHttpSession(local.url, Recorder(), timeout=5)
     try:
         assert s.get("/").status_code == 200
         (conn,) = s._connections.values()
+        conn.stamped = stamped
         conn.raw = recorder = _SizeRecorder(conn.raw)
+        real = reading.recv_stamped
+
+        def recv_stamped(sock: Any, size: int) -> tuple[bytes, float]:
+            recorder.sizes.append(size)
+            return real(sock, size)
+
+        monkeypatch.setattr(reading, "recv_stamped", recv_stamped)
         assert s.get("/").status_code == 200
         assert recorder.sizes and max(recorder.sizes) < 128 * 1024
     finally:
