@@ -13,7 +13,7 @@ gevent loop adds to the server's own fell from about 55 µs (stamped at the poll
 The kernel's clock is ``CLOCK_REALTIME``; a stamp is turned into ``time.perf_counter()``'s clock
 (``CLOCK_MONOTONIC``) by its age, never negative, so a figure is never later than the receive.
 Where no stamp comes (not Linux, the option refused, TLS sockets, which keep their own calls),
-the fast client keeps its poll clock (:class:`.reading.PollClock`).
+the fast client keeps its poll clock (:class:`.hub.PollClock`).
 
 Example:
     >>> import socket

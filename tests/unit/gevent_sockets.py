@@ -2,7 +2,7 @@
 patched: ``connect.socket`` becomes gevent's socket module, name lookups excepted (those stay
 the stdlib's, looked up at each call, so a test's fake ``socket.getaddrinfo`` still answers).
 
-The fast client waits on gevent sockets itself (``reading._wait_readable``: a read watcher and
+The fast client waits on gevent sockets itself (``hub.wait_for``: a read watcher and
 one libev timer, no ``gevent.Timeout``) and on any other socket through its blocking calls; the
 ``*_on_gevent`` modules run whole client test modules again on this path.
 """

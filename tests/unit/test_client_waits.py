@@ -1,8 +1,8 @@
 """The request path's own costs, counted (never timed): what a plain request no longer does.
 
 - ``fast_http`` on gevent sockets waits with its own watcher, its bound an entry in the hub's
-  one timer (``reading.Deadlines``): no ``gevent.Timeout`` nor libev timer per response
-  (``reading._wait_readable``);
+  one timer (``hub.Deadlines``): no ``gevent.Timeout`` nor libev timer per response
+  (``hub.wait_for``);
 - ``Crowd.pause(0)`` after the user waited on the event loop yields nothing more (no timer);
   a user that never waits still yields on every zero pause;
 - the ``http`` client prepares a plain request without requests' ``to_key_val_list`` (an
@@ -30,6 +30,7 @@ from local_http import Local, QuietHandler, serve
 
 import pytest_swarm.clients.http as http_module
 import pytest_swarm.clients.reading as reading
+from pytest_swarm.clients import hub
 from pytest_swarm.clients.fast import FastHttpSession, FastResponse
 from pytest_swarm.clients.http import HttpSession
 from pytest_swarm.clients.transport import FastTransportAdapter
@@ -392,7 +393,7 @@ def silent_url() -> Iterator[str]:
         listener.close()
 
 
-def _until_waiting(bounds: reading.Deadlines, count: int) -> None:
+def _until_waiting(bounds: hub.Deadlines, count: int) -> None:
     for _ in range(10_000):  # turns of the loop, bounded: the users connect and send first
         if len(bounds.waits) >= count:
             return
@@ -402,7 +403,7 @@ def _until_waiting(bounds: reading.Deadlines, count: int) -> None:
 
 def test_only_the_waits_past_their_bound_end(silent_url: str) -> None:
     """Broken build caught: a tick that ends every wait, or none, or the wrong one."""
-    bounds = reading.hub_state(gevent.get_hub()).bounds
+    bounds = hub.hub_state(gevent.get_hub()).bounds
     short = FastHttpSession(silent_url, Recorder(), timeout=0.05)
     long = FastHttpSession(silent_url, Recorder(), timeout=30)
     try:
@@ -420,12 +421,12 @@ def test_only_the_waits_past_their_bound_end(silent_url: str) -> None:
 
 def test_the_bounds_timer_runs_only_while_someone_waits(silent_url: str) -> None:
     """Broken build caught: a timer left running (every 10 ms, forever) in an idle process."""
-    bounds = reading.hub_state(gevent.get_hub()).bounds
+    bounds = hub.hub_state(gevent.get_hub()).bounds
     s = FastHttpSession(silent_url, Recorder(), timeout=0.02)
     try:
         assert isinstance(s.get("/", deadline=60).error, TimeoutError)
     finally:
         s.close()
-    gevent.sleep(reading.TICK * 3)  # the next tick finds no wait
+    gevent.sleep(hub.TICK * 3)  # the next tick finds no wait
     assert bounds.waits == {} and not bounds.timer.active
     assert bounds.timer.ref is False  # and it never keeps the loop alive

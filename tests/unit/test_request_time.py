@@ -5,7 +5,7 @@ Where the kernel stamps the connection (``clients.stamps``: Linux's ``SO_TIMESTA
 end is the kernel's time of the last bytes, so an answer that came while the process was busy
 is not charged with that. Without the stamps (``poll clock`` below), the answers of several
 users that come in one poll of the event loop are each timed at that poll
-(``reading.PollClock``), not when each user's turn comes: otherwise the last of them would be
+(``hub.PollClock``), not when each user's turn comes: otherwise the last of them would be
 charged with the others' Python, and a generator's own load would pass for the server's
 latency. Every test runs both ways, and the kernel's stamps with the C extension's receive and
 with its Python twin.
@@ -27,7 +27,7 @@ from local_http import Local, QuietHandler, serve
 import pytest_swarm.clients.reading as reading_module
 from pytest_swarm.clients import stamps
 from pytest_swarm.clients.fast import FastHttpSession
-from pytest_swarm.clients.reading import hub_state
+from pytest_swarm.clients.hub import hub_state
 from pytest_swarm.stats.recorder import Recorder
 
 ANSWERED = threading.Semaphore(0)  # released by the server after each answer to /together

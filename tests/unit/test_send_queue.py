@@ -1,4 +1,4 @@
-"""The hub's send queue (``reading.SendQueue``): the requests of the users that run in one turn
+"""The hub's send queue (``hub.SendQueue``): the requests of the users that run in one turn
 of the event loop go out together at its end. What must hold whatever the socket does: a send
 cut short is finished by its user, a send that fails fails its request (a reused connection's
 as stale, so an idempotent request goes again), and a request whose user gave up is not sent.
@@ -18,6 +18,7 @@ from gevent_sockets import _gevent_sockets  # noqa: F401  (autouse: the run's so
 from hostile_http import Hostile, hostile_server
 from local_http import Local, QuietHandler, serve
 
+from pytest_swarm.clients import hub as hub_module
 from pytest_swarm.clients import reading as reading_module
 from pytest_swarm.clients.connect import Connection
 from pytest_swarm.clients.fast import FastHttpSession
@@ -133,7 +134,7 @@ class _Conn:
 def test_a_request_whose_user_gave_up_is_not_sent() -> None:
     """Broken build caught: requests of users stopped while queued still sent (a stopped
     load test would send one more request per user)."""
-    queue = reading_module.SendQueue(gevent.get_hub().loop)
+    queue = hub_module.SendQueue(gevent.get_hub().loop)
     kept, dropped = _Conn(), _Conn()
     for conn, data in ((kept, b"GET /a"), (dropped, b"GET /b")):
         r = object.__new__(reading_module.Reading)
@@ -152,13 +153,13 @@ def test_the_requests_of_one_turn_leave_in_one_flush(
     """The point of the queue: users that run in the same turn share one flush."""
     sessions = [FastHttpSession(local.url, Recorder(), timeout=10) for _ in range(5)]
     flushes: list[int] = []
-    flush = reading_module.SendQueue.flush
+    flush = hub_module.SendQueue.flush
 
-    def counted(self: reading_module.SendQueue) -> None:
+    def counted(self: hub_module.SendQueue) -> None:
         flushes.append(len(self.readings))
         flush(self)
 
-    monkeypatch.setattr(reading_module.SendQueue, "flush", counted)
+    monkeypatch.setattr(hub_module.SendQueue, "flush", counted)
     try:
         users = [gevent.spawn(s.post, "/", data=b"x") for s in sessions]
         gevent.joinall(users, timeout=30, raise_error=True)
