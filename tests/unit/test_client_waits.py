@@ -28,6 +28,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from local_http import Local, QuietHandler, serve
 
+import pytest_swarm.clients.connect as connect_module
 import pytest_swarm.clients.http as http_module
 import pytest_swarm.clients.reading as reading
 from pytest_swarm.clients import hub
@@ -430,3 +431,32 @@ def test_the_bounds_timer_runs_only_while_someone_waits(silent_url: str) -> None
     gevent.sleep(hub.TICK * 3)  # the next tick finds no wait
     assert bounds.waits == {} and not bounds.timer.active
     assert bounds.timer.ref is False  # and it never keeps the loop alive
+
+
+def test_a_connect_on_gevent_waits_on_its_own_socket_not_on_a_poll_object(
+    local: Local, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Broken build caught: gevent's cooperative poll per connect in flight (its result, event,
+    watcher and Timeout, and a deep saved C stack), which thousands of starting users held at
+    once (benchmarks/idle_memory.py --rate 5000)."""
+
+    def no_poll() -> None:
+        raise AssertionError("a poll object for a single connect")
+
+    waits: list[float | None] = []
+    real = connect_module.wait_for
+
+    def counted(watcher: Any, wait: float | None) -> float:
+        waits.append(wait)
+        return real(watcher, wait)
+
+    monkeypatch.setattr(connect_module.select, "poll", no_poll)
+    monkeypatch.setattr(connect_module, "wait_for", counted)
+    s = FastHttpSession(local.url, Recorder(), timeout=5)
+    try:
+        assert s.get("/").status_code == 200
+    finally:
+        s.close()
+    # A non-blocking connect on loopback is in progress when connect_ex returns: one wait,
+    # bounded by the connect timeout.
+    assert len(waits) == 1 and waits[0] is not None and 0 < waits[0] <= 5
