@@ -313,8 +313,7 @@ def _first_to_connect(
 
 def _write_watcher(sock: socket.socket) -> Any:
     """The write watcher of a plain gevent socket (no other greenlet waiting on it), or None."""
-    cooperative = sys.modules.get("gevent._socket3")
-    if cooperative is None or type(sock) is not cooperative.socket:
+    if not _plain_gevent(sock):
         return None
     watcher = getattr(sock, "_write_event", None)
     return None if watcher is None or watcher.callback is not None else watcher
@@ -377,6 +376,12 @@ def _accelerated() -> Callable[[int], bool] | None:
 _readable = _accelerated()
 
 
+def _plain_gevent(sock: socket.socket) -> bool:
+    """``sock`` is gevent's cooperative socket itself (TLS sockets are a subclass)."""
+    cooperative = sys.modules.get("gevent._socket3")
+    return cooperative is not None and type(sock) is cooperative.socket
+
+
 def _gevent_parts(sock: socket.socket) -> tuple[Any, Any] | None:
     """The OS socket (non-blocking) and read watcher under a plain gevent socket, or None.
 
@@ -386,8 +391,7 @@ def _gevent_parts(sock: socket.socket) -> tuple[Any, Any] | None:
     5 µs of a request's CPU. TLS sockets (their own buffering) and anything that is not
     gevent's cooperative socket keep the socket's own calls.
     """
-    cooperative = sys.modules.get("gevent._socket3")
-    if cooperative is None or type(sock) is not cooperative.socket:  # TLS: a subclass
+    if not _plain_gevent(sock):
         return None
     raw = getattr(sock, "_sock", None)
     watcher = getattr(sock, "_read_event", None)

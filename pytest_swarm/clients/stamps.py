@@ -6,9 +6,10 @@ the process is busy with another user's Python (parsing, recording, the next req
 the socket until the next poll, and would be timed then. With ``SO_TIMESTAMPNS`` on a
 connection, Linux stamps every segment as it is taken in, and each receive hands back the time
 of the last segment it read: the moment the answer's last bytes were there, whatever the
-process was doing. On loopback at 10 users and a 10 ms server delay, the p50 that a bare
-gevent loop adds to the server's own fell from about 55 µs (stamped at the poll) to about
-15 µs (``benchmarks/accuracy.py`` measures the client's).
+process was doing. On loopback at 10 users and a 10 ms server delay (``python
+benchmarks/accuracy.py``, wrk beside it in each run), ``fast_http`` stamped at the poll added
+0.100 ms to the server's own p50 where wrk added 0.062; stamped by the kernel, 0.054 where wrk
+added 0.129.
 
 The kernel's clock is ``CLOCK_REALTIME``; a stamp is turned into ``time.perf_counter()``'s clock
 (``CLOCK_MONOTONIC``) by its age, never negative, so a figure is never later than the receive.
@@ -54,7 +55,7 @@ def _python_recv_stamped(sock: Any, size: int) -> tuple[bytes, float]:
     arrived (0.0: the kernel gave none). The C extension's ``recv_stamped`` does the same."""
     data, messages, _flags, _address = sock.recvmsg(size, _CONTROL)
     for level, kind, payload in messages:
-        if level == socket.SOL_SOCKET and kind == SO_TIMESTAMPNS and len(payload) >= 16:
+        if level == socket.SOL_SOCKET and kind == SO_TIMESTAMPNS and len(payload) >= _TIMESPEC.size:
             seconds, nanoseconds = _TIMESPEC.unpack_from(payload)
             age = time.time_ns() - (seconds * 1_000_000_000 + nanoseconds)
             return data, time.perf_counter() - max(age, 0) / 1e9

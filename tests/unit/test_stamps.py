@@ -5,6 +5,7 @@ loopback TCP connection."""
 from __future__ import annotations
 
 import os
+import select
 import socket
 import struct
 import threading
@@ -57,8 +58,6 @@ def pair() -> Iterator[tuple[socket.socket, socket.socket]]:
 
 
 def _wait_readable(sock: socket.socket) -> None:
-    import select
-
     assert select.select([sock], [], [], 10)[0]
 
 
